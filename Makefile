@@ -1,0 +1,40 @@
+# res2net build, test and comparison targets. `make help` lists them.
+
+GO         ?= go
+PYTHON     ?= /usr/bin/python3
+PARITY_DIR ?= /tmp/res2net-parity
+BIN        ?= bin/res2net
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+
+.PHONY: help build test parity lint fixtures bench bench-compare deps
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build a static binary at bin/res2net
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/res2net
+
+test: ## run all tests with the race detector (the README's test command)
+	$(GO) test -race ./...
+
+parity: ## full-size PyTorch parity: generate a seeded checkpoint and logits, compare
+	$(PYTHON) scripts/make_parity.py $(PARITY_DIR)
+	RES2NET_PARITY_DIR=$(PARITY_DIR) $(GO) test -count=1 -run Parity -v ./pkg/model/ ./cmd/res2net/
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fixtures: ## regenerate the committed PyTorch/Pillow fixtures under testdata/
+	$(PYTHON) scripts/make_fixtures.py
+
+bench: ## Go benchmarks of the GEMM, the ops and the whole model
+	$(GO) test -run '^$$' -bench . -benchtime 2x ./pkg/ops/... ./pkg/model/
+
+bench-compare: build ## Go vs PyTorch, side by side in one run (see README)
+	$(PYTHON) scripts/make_parity.py $(PARITY_DIR)
+	$(PYTHON) scripts/bench_compare.py --bin $(BIN) --weights $(PARITY_DIR)/full.pth
+
+deps: ## install the Debian packages the parity checks need (as root)
+	apt-get update
+	apt-get install -y --no-install-recommends python3-torch python3-torchvision python3-pil libopenblas0-pthread python3-numpy

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+
+	"github.com/res2net/res2net/pkg/model"
+	"github.com/res2net/res2net/pkg/weights"
+)
+
+// network is a loaded checkpoint and the model built from it.
+type network struct {
+	Path       string
+	Checkpoint *weights.Checkpoint
+	Model      *model.Model
+	Labels     []string
+}
+
+// defaultCheckpoint returns the cached default checkpoint's path, fetching
+// it first unless offline. Fetch renames into place only after verifying,
+// so a file at the final path needs no second hash on every start-up.
+func defaultCheckpoint(ctx context.Context, ios *ioStreams, offline, quiet bool) (string, error) {
+	dir, err := weights.CacheDir()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, path.Base(weights.Default.URL))
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if offline {
+		return "", fmt.Errorf("no cached checkpoint at %s (run 'res2net fetch', or pass --weights)", p)
+	}
+	if !quiet {
+		fmt.Fprintf(ios.ErrOut, "Checkpoint not cached; downloading %s\n", weights.Default.URL)
+	}
+	src := weights.Source{URL: weights.Default.URL, SHA256: weights.Default.SHA256, Size: weights.Default.Size}
+	return fetchInto(ctx, ios, src, false, quiet)
+}
+
+// loadNetwork loads the checkpoint at path (the cached default when empty)
+// and builds the model, with labels from the registry when the class count
+// matches it.
+func loadNetwork(ctx context.Context, ios *ioStreams, path string, offline, quiet bool) (*network, error) {
+	if path == "" {
+		var err error
+		if path, err = defaultCheckpoint(ctx, ios, offline, quiet); err != nil {
+			return nil, err
+		}
+	}
+	ckpt, err := weights.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range ckpt.Warnings {
+		fmt.Fprintf(ios.ErrOut, "res2net: warning: %s: %s\n", path, w)
+	}
+	cfg := model.Res2Net50()
+	cfg.Classes = 0 // from the checkpoint's head
+	m, err := model.New(cfg, ckpt.Tensors)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &network{Path: path, Checkpoint: ckpt, Model: m, Labels: labels(m.Config().Classes)}, nil
+}
+
+// labels names n classes: the registry's names when they fit, else "class i".
+func labels(n int) []string {
+	if n == len(weights.Default.Classes) {
+		return weights.Default.Classes
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("class %d", i)
+	}
+	return out
+}

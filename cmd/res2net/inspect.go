@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/res2net/res2net/pkg/model"
+	"github.com/res2net/res2net/pkg/ops"
+	"github.com/res2net/res2net/pkg/weights"
+	"github.com/spf13/cobra"
+)
+
+type inspectOptions struct {
+	IO      *ioStreams
+	Weights string
+	Format  string
+}
+
+func newInspectCmd(io *ioStreams) *cobra.Command {
+	opts := &inspectOptions{IO: io}
+	cmd := &cobra.Command{
+		Use:   "inspect",
+		Short: "Show every layer: output shape, parameters and MACs",
+		Long: `Show every layer of Res2Net-50 26w x 4s with its output shape for one 224x224
+image, its learnable parameters and its multiply-accumulates, and the totals.
+With --weights, also check a checkpoint file against the architecture.`,
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runInspect(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.Weights, "weights", "w", "", "checkpoint file to check against the architecture")
+	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output format: text or json")
+	return cmd
+}
+
+// inspectLayer is one row of the layer table.
+type inspectLayer struct {
+	Name   string `json:"name"`
+	Type   string `json:"type"`
+	Shape  []int  `json:"output_shape"`
+	Params int64  `json:"params"`
+	MACs   int64  `json:"macs"`
+}
+
+// checkpointReport describes a checkpoint file given with --weights.
+type checkpointReport struct {
+	Path    string `json:"path"`
+	Format  string `json:"format"`
+	SHA256  string `json:"sha256"`
+	Tensors int    `json:"tensors"`
+	Matches bool   `json:"matches_architecture"`
+	Problem string `json:"problem,omitempty"`
+}
+
+type inspectReport struct {
+	Model       string            `json:"model"`
+	Input       []int             `json:"input_shape"`
+	Layers      []inspectLayer    `json:"layers"`
+	TotalParams int64             `json:"total_params"`
+	TotalMACs   int64             `json:"total_macs"`
+	Checkpoint  *checkpointReport `json:"checkpoint,omitempty"`
+}
+
+const inspectSize = 224
+
+func runInspect(ctx context.Context, opts *inspectOptions) error {
+	if opts.Format != "text" && opts.Format != "json" {
+		return usageErrorf("--format must be text or json, got %q", opts.Format)
+	}
+	cfg := model.Res2Net50()
+	rep := &inspectReport{Model: weights.Default.Arch, Input: []int{1, 3, inspectSize, inspectSize}}
+	if opts.Weights != "" {
+		ck, err := inspectCheckpoint(opts.Weights, cfg)
+		if err != nil {
+			return err
+		}
+		rep.Checkpoint = ck
+	}
+	for _, l := range cfg.Summary(inspectSize, inspectSize) {
+		rep.Layers = append(rep.Layers, inspectLayer{l.Name, l.Type, l.OutShape, l.Params, l.MACs})
+		rep.TotalParams += l.Params
+		rep.TotalMACs += l.MACs
+	}
+	if opts.Format == "json" {
+		enc := json.NewEncoder(opts.IO.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return rep.writeText(opts.IO.Out)
+}
+
+// inspectCheckpoint loads the file and checks it against cfg. A file that
+// loads but does not fit the architecture is reported, not an error.
+func inspectCheckpoint(path string, cfg model.Config) (*checkpointReport, error) {
+	sum, err := weights.SHA256File(path)
+	if err != nil {
+		return nil, err
+	}
+	ckpt, err := weights.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	rep := &checkpointReport{Path: path, Format: ckpt.Format, SHA256: sum, Tensors: len(ckpt.Tensors), Matches: true}
+	if _, err := model.New(cfg, ckpt.Tensors); err != nil {
+		rep.Matches, rep.Problem = false, err.Error()
+	}
+	return rep, nil
+}
+
+func (r *inspectReport) writeText(w io.Writer) error {
+	fmt.Fprintf(w, "%s, input %s\n\n", r.Model, ops.ShapeString(r.Input))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "layer\ttype\toutput\tparams\tMACs\t")
+	for _, l := range r.Layers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", l.Name, l.Type, ops.ShapeString(l.Shape), group(l.Params), group(l.MACs))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nTotal parameters: %s (%.2fM)\n", group(r.TotalParams), float64(r.TotalParams)/1e6)
+	fmt.Fprintf(w, "Total MACs:       %s (%.2f GMACs)\n", group(r.TotalMACs), float64(r.TotalMACs)/1e9)
+	if c := r.Checkpoint; c != nil {
+		fmt.Fprintf(w, "\nCheckpoint %s\n  format:  %s\n  sha256:  %s\n  tensors: %d\n", c.Path, c.Format, c.SHA256, c.Tensors)
+		if c.Matches {
+			fmt.Fprintln(w, "  matches the architecture: yes")
+		} else {
+			fmt.Fprintf(w, "  matches the architecture: no\n  %s\n", strings.ReplaceAll(c.Problem, "\n", "\n  "))
+		}
+	}
+	return nil
+}
+
+// group formats n with thousands separators: 23670610 -> "23,670,610".
+func group(n int64) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
