@@ -1,0 +1,179 @@
+package preprocess
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/gif"
+	"image/png"
+	"io"
+	"unicode/utf8"
+
+	"golang.org/x/image/bmp"
+	"golang.org/x/image/tiff"
+	"golang.org/x/image/webp"
+)
+
+// codec is one supported format: its header reader and full decoder.
+type codec struct {
+	name   string
+	config func(io.Reader) (image.Config, error)
+	decode func([]byte) (*image.NRGBA, error)
+}
+
+var (
+	jpegCodec = &codec{"JPEG", decodeJPEGConfig, decodeJPEG}
+	pngCodec  = &codec{"PNG", png.DecodeConfig, decodePNG}
+	gifCodec  = &codec{"GIF", gif.DecodeConfig, decodeGIF}
+	bmpCodec  = &codec{"BMP", bmp.DecodeConfig, decodeBMP}
+	tiffCodec = &codec{"TIFF", tiff.DecodeConfig, decodeTIFF}
+	webpCodec = &codec{"WebP", webp.DecodeConfig, decodeWebP}
+)
+
+// Decode reads an image and returns what Pillow's
+// Image.open(f).convert("RGB") gives (alpha 255 everywhere), rotated by its
+// EXIF orientation when opts.Orient is set (TIFFs are always rotated, as
+// Pillow 9.4 does on open). The header is checked against
+// opts.MaxPixels before the pixels are decoded. Errors name the detected
+// format and the problem; Read and Load add the file name.
+func Decode(r io.Reader, opts Options) (*image.NRGBA, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := sniff(data)
+	if err != nil {
+		return nil, err
+	}
+	var cfg image.Config
+	if err := protect(c, func() (err error) { cfg, err = c.config(bytes.NewReader(data)); return }); err != nil {
+		return nil, fmt.Errorf("%s header: %w", c.name, classify(err))
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, fmt.Errorf("%s image has no pixels (%dx%d)", c.name, cfg.Width, cfg.Height)
+	}
+	if n := int64(cfg.Width) * int64(cfg.Height); opts.MaxPixels > 0 && n > opts.MaxPixels {
+		return nil, fmt.Errorf("%w: %s image is %dx%d = %d pixels, more than the limit of %d",
+			ErrTooLarge, c.name, cfg.Width, cfg.Height, n, opts.MaxPixels)
+	}
+	var img *image.NRGBA
+	if err := protect(c, func() (err error) { img, err = c.decode(data); return }); err != nil {
+		return nil, fmt.Errorf("%s data: %w", c.name, classify(err))
+	}
+	// Pillow 9.4 applies a TIFF's orientation tag when it loads the file.
+	if opts.Orient || c == tiffCodec {
+		img = orient(img, exifOrientation(c, data))
+	}
+	return img, nil
+}
+
+// protect runs a decoder step, turning a panic (as third-party decoders
+// may raise on corrupt input) into an error.
+func protect(c *codec, f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("corrupt data (the %s decoder panicked: %v)", c.name, p)
+		}
+	}()
+	return f()
+}
+
+// classify rewords the io errors decoders return for files that end early
+// and marks the third-party decoders' unsupported-feature errors with
+// ErrUnsupported.
+func classify(err error) error {
+	var pngErr png.UnsupportedError
+	var tiffErr tiff.UnsupportedError
+	switch {
+	case err == io.ErrUnexpectedEOF || err == io.EOF:
+		return fmt.Errorf("file is truncated (%w)", err)
+	case errors.As(err, &pngErr), errors.As(err, &tiffErr), errors.Is(err, bmp.ErrUnsupported):
+		return fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	return err
+}
+
+// sniff identifies the format from the leading bytes. Unsupported formats
+// are named when recognised.
+func sniff(b []byte) (*codec, error) {
+	has := func(off int, s string) bool {
+		return len(b) >= off+len(s) && string(b[off:off+len(s)]) == s
+	}
+	switch {
+	case len(b) == 0:
+		return nil, fmt.Errorf("%w: the file is empty", ErrUnsupported)
+	case has(0, "\xff\xd8\xff"):
+		return jpegCodec, nil
+	case has(0, "\x89PNG\r\n\x1a\n"):
+		return pngCodec, nil
+	case has(0, "GIF87a"), has(0, "GIF89a"):
+		return gifCodec, nil
+	case has(0, "BM"):
+		return bmpCodec, nil
+	case has(0, "II*\x00"), has(0, "MM\x00*"):
+		return tiffCodec, nil
+	case has(0, "RIFF") && has(8, "WEBP"):
+		if riffChunk(b, "ANIM") != nil {
+			return nil, fmt.Errorf("%w: animated WebP files are not supported", ErrUnsupported)
+		}
+		return webpCodec, nil
+	}
+	return nil, fmt.Errorf("%w: %s", ErrUnsupported, describe(b))
+}
+
+// describe names a format this package does not read, for error messages.
+func describe(b []byte) string {
+	has := func(off int, s string) bool {
+		return len(b) >= off+len(s) && string(b[off:off+len(s)]) == s
+	}
+	if has(4, "ftyp") && len(b) >= 12 {
+		// ISO base media: the brands say which codec is inside.
+		end := min(len(b), 64)
+		brands := string(b[8:end])
+		for _, k := range []struct{ brand, name string }{
+			{"avif", "AVIF"}, {"avis", "AVIF"}, {"heic", "HEIC"}, {"heix", "HEIC"},
+			{"hevc", "HEIC"}, {"mif1", "HEIF"}, {"msf1", "HEIF"}, {"crx ", "Canon CR3 raw"},
+		} {
+			if bytes.Contains([]byte(brands), []byte(k.brand)) {
+				return k.name + " images are not supported"
+			}
+		}
+		return "ISO media file (ftyp " + fmt.Sprintf("%q", b[8:12]) + ") is not a supported image"
+	}
+	for _, k := range []struct{ magic, name string }{
+		{"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000"}, {"\xff\x4f\xff\x51", "JPEG 2000"},
+		{"\xff\x0a", "JPEG XL"}, {"\x00\x00\x00\x0cJXL \r\n\x87\n", "JPEG XL"},
+		{"II+\x00", "BigTIFF"}, {"MM\x00+", "BigTIFF"}, {"8BPS", "Photoshop PSD"},
+		{"\x00\x00\x01\x00", "Windows ICO"}, {"%PDF", "PDF"}, {"PK\x03\x04", "ZIP archive"},
+		{"\x1f\x8b", "gzip archive"}, {"qoif", "QOI"}, {"\x76\x2f\x31\x01", "OpenEXR"},
+	} {
+		if has(0, k.magic) {
+			return k.name + " files are not supported"
+		}
+	}
+	head := b[:min(len(b), 512)]
+	if isText(head) {
+		if bytes.Contains(bytes.ToLower(head), []byte("<svg")) {
+			return "SVG (vector) images are not supported"
+		}
+		return "the file is text, not an image"
+	}
+	return fmt.Sprintf("unrecognised data (starts with % x)", b[:min(len(b), 8)])
+}
+
+// isText reports whether b looks like UTF-8 text.
+func isText(b []byte) bool {
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			// A rune cut at the end of the sample is still text.
+			return len(b) < utf8.UTFMax
+		}
+		if r < ' ' && r != '\n' && r != '\r' && r != '\t' {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}

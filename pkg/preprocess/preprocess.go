@@ -1,0 +1,106 @@
+// Package preprocess turns image files into the normalised tensors the
+// network expects. It reproduces the evaluation transform the published
+// accuracy was measured with: Pillow's Image.open(p).convert("RGB"),
+// torchvision's Resize(232) with Pillow's antialiased bilinear filter,
+// CenterCrop(224), ToTensor and Normalize with the ImageNet statistics.
+//
+// Decoding gives Pillow 9.4's pixels exactly, lossy formats included: JPEG
+// goes through this package's own decoder, which computes what
+// libjpeg-turbo does (accurate integer IDCT, fancy upsampling, integer
+// colour conversion); lossy WebP through golang.org/x/image/webp plus
+// libwebp's upsampling and conversion; other formats through the standard
+// and x/image decoders plus Pillow's conventions (alpha dropped without
+// compositing, palette lookup, 16-bit samples reduced as Pillow reduces
+// them, naive CMYK). The resize reproduces Pillow 9.4's fixed-point
+// resampler bit for bit, and normalisation follows torchvision's float32
+// arithmetic, so tensors equal torchvision's.
+package preprocess
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/res2net/res2net/pkg/ops"
+)
+
+// Options configures decoding and the evaluation transform.
+type Options struct {
+	// Resize is the length the shorter side is resized to (<= 0: no resize).
+	Resize int
+	// Crop is the side of the square centre crop (<= 0: no crop).
+	Crop int
+	// Mean and Std normalise each RGB channel after scaling to [0, 1]:
+	// (x - Mean) / Std. Std must not be zero.
+	Mean, Std [3]float32
+	// Orient applies the EXIF orientation tag of JPEG, PNG and WebP files
+	// as PIL.ImageOps.exif_transpose does. Pillow's Image.open does not,
+	// so false matches the published evaluation exactly. TIFF orientation
+	// is always applied, because Pillow 9.4's open applies it.
+	Orient bool
+	// MaxPixels refuses images whose header declares more pixels
+	// (width*height) than this, before any pixel memory is allocated.
+	// <= 0 means no limit.
+	MaxPixels int64
+}
+
+// DefaultOptions returns the transform of the published checkpoint: resize
+// to 232, crop 224, ImageNet mean and std, EXIF orientation applied, at
+// most 128 million pixels.
+func DefaultOptions() Options {
+	return Options{
+		Resize:    232,
+		Crop:      224,
+		Mean:      [3]float32{0.485, 0.456, 0.406},
+		Std:       [3]float32{0.229, 0.224, 0.225},
+		Orient:    true,
+		MaxPixels: 128_000_000,
+	}
+}
+
+// ErrUnsupported reports an input that is not an image in a supported
+// format (JPEG, PNG, GIF, BMP, TIFF, WebP) or uses a feature of one that
+// is not supported (for example arithmetic-coded JPEG, CMYK TIFF,
+// compressed BMP, animated WebP).
+var ErrUnsupported = errors.New("unsupported image")
+
+// ErrTooLarge reports an image whose declared size exceeds
+// Options.MaxPixels.
+var ErrTooLarge = errors.New("image too large")
+
+// Load decodes the image file at path and returns its 3 x Crop x Crop
+// normalised tensor.
+func Load(path string, opts Options) (*ops.Tensor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load image: %w", err)
+	}
+	defer f.Close()
+	return Read(f, path, opts)
+}
+
+// Read is Load for an already open reader (for example standard input);
+// name identifies the input in errors.
+func Read(r io.Reader, name string, opts Options) (*ops.Tensor, error) {
+	img, err := Decode(r, opts)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", name, err)
+	}
+	return Transform(img, opts), nil
+}
+
+// imageExts are the extensions IsImageFile accepts, lower case.
+var imageExts = map[string]bool{
+	".jpg": true, ".jpeg": true, ".jpe": true, ".jfif": true,
+	".png": true, ".gif": true, ".bmp": true, ".dib": true,
+	".tif": true, ".tiff": true, ".webp": true,
+}
+
+// IsImageFile reports whether name has the extension of a format Decode
+// reads (case-insensitive), for picking images out of a folder.
+func IsImageFile(name string) bool {
+	return imageExts[strings.ToLower(filepath.Ext(name))]
+}

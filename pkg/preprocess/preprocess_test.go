@@ -1,0 +1,429 @@
+package preprocess
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/res2net/res2net/internal/npy"
+)
+
+// Fixtures come from scripts/make_preprocess_fixtures.py (Pillow 9.4,
+// torchvision 0.14) and, for real photos, testdata/photos.
+
+type formatFixture struct {
+	File     string `json:"file"`
+	Mode     string `json:"mode"`
+	Oriented bool   `json:"oriented"`
+}
+
+func readManifest(t *testing.T) []formatFixture {
+	t.Helper()
+	b, err := os.ReadFile("testdata/formats/manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m []formatFixture
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func decodeFile(t testing.TB, path string, opts Options) *image.NRGBA {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := Decode(f, opts)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return img
+}
+
+// diffRGB compares img with a Pillow HxWx3 reference and returns the
+// largest and the mean absolute difference.
+func diffRGB(t *testing.T, img *image.NRGBA, ref []byte, shape []int) (maxd, mean float64) {
+	t.Helper()
+	if len(shape) != 3 || shape[2] != 3 || img.Rect.Dx() != shape[1] || img.Rect.Dy() != shape[0] {
+		t.Fatalf("decoded %v, Pillow has shape %v", img.Rect.Size(), shape)
+	}
+	var sum float64
+	for y := 0; y < shape[0]; y++ {
+		for x := 0; x < shape[1]; x++ {
+			p := img.Pix[img.PixOffset(x, y):]
+			if p[3] != 255 {
+				t.Fatalf("alpha %d at %d,%d", p[3], x, y)
+			}
+			for c := 0; c < 3; c++ {
+				d := math.Abs(float64(p[c]) - float64(ref[(y*shape[1]+x)*3+c]))
+				sum += d
+				maxd = math.Max(maxd, d)
+			}
+		}
+	}
+	return maxd, sum / float64(len(ref))
+}
+
+func TestDecodeMatchesPillow(t *testing.T) {
+	for _, fx := range readManifest(t) {
+		t.Run(fx.File, func(t *testing.T) {
+			path := filepath.Join("testdata/formats", fx.File)
+			opts := DefaultOptions()
+			opts.Orient = fx.Oriented
+			img := decodeFile(t, path, opts)
+			ref, shape, err := npy.ReadUint8(path + ".rgb.npy")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Lossy formats too: the JPEG and WebP paths reproduce libjpeg-turbo
+			// and libwebp exactly.
+			if maxd, mean := diffRGB(t, img, ref, shape); maxd != 0 {
+				t.Errorf("Pillow mode %s: differs from Pillow by up to %v (mean %.4f)", fx.Mode, maxd, mean)
+			}
+		})
+	}
+}
+
+func TestOrientOff(t *testing.T) {
+	base, shape, err := npy.ReadUint8("testdata/formats/orient1.png.rgb.npy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for o := 1; o <= 8; o++ {
+		opts := DefaultOptions()
+		opts.Orient = false
+		img := decodeFile(t, fmt.Sprintf("testdata/formats/orient%d.png", o), opts)
+		if maxd, _ := diffRGB(t, img, base, shape); maxd != 0 {
+			t.Errorf("orientation %d applied with Orient=false", o)
+		}
+	}
+}
+
+// pattern is the synthetic image of scripts/make_preprocess_fixtures.py.
+func pattern(w, h int) *image.NRGBA {
+	m := newOpaque(w, h)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			for c := 0; c < 3; c++ {
+				v := (x*73 + y*151 + c*29 + ((x*y)>>3)*7 + ((x^y)&15)*19) % 256
+				m.Pix[m.PixOffset(x, y)+c] = uint8(v)
+			}
+		}
+	}
+	return m
+}
+
+func TestResizeMatchesPillow(t *testing.T) {
+	files, err := filepath.Glob("testdata/resize/*.npy")
+	if err != nil || len(files) == 0 {
+		t.Fatal("no resize fixtures", err)
+	}
+	for _, f := range files {
+		var w, h, ow, oh int
+		if _, err := fmt.Sscanf(filepath.Base(f), "%dx%d_%dx%d.npy", &w, &h, &ow, &oh); err != nil {
+			t.Fatal(f, err)
+		}
+		t.Run(fmt.Sprintf("%dx%d_to_%dx%d", w, h, ow, oh), func(t *testing.T) {
+			ref, shape, err := npy.ReadUint8(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := rasterOf(pattern(w, h))
+			got := resizeRegion(src, ow, oh, 0, 0, ow, oh)
+			if got.w != shape[1] || got.h != shape[0] {
+				t.Fatalf("size %dx%d, Pillow %dx%d", got.w, got.h, shape[1], shape[0])
+			}
+			if n := countDiff(got.pix, ref); n != 0 {
+				t.Errorf("%d of %d values differ from Pillow", n, len(ref))
+			}
+			// Any sub-rectangle must equal the same part of the full result.
+			for _, r := range []image.Rectangle{
+				image.Rect(ow/3, oh/4, ow-ow/5, oh-oh/3), image.Rect(ow-1, oh-1, ow, oh), image.Rect(0, 0, 1, oh),
+			} {
+				if r.Empty() {
+					continue
+				}
+				part := resizeRegion(src, ow, oh, r.Min.X, r.Min.Y, r.Max.X, r.Max.Y)
+				if n := countDiff(part.pix, cropRGB(got, r.Min.X, r.Min.Y, r.Max.X, r.Max.Y).pix); n != 0 {
+					t.Errorf("region %v: %d values differ from the full resize", r, n)
+				}
+			}
+		})
+	}
+}
+
+func countDiff(a, b []byte) int {
+	if len(a) != len(b) {
+		return max(len(a), len(b))
+	}
+	n := 0
+	for i := range a {
+		if a[i] != b[i] {
+			n++
+		}
+	}
+	return n
+}
+
+func TestNormTableMatchesTorch(t *testing.T) {
+	ref, err := npy.Read("testdata/transform/norm_table.npy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := normTable(DefaultOptions())
+	for c := 0; c < 3; c++ {
+		for v := 0; v < 256; v++ {
+			if got, want := table[c][v], ref.Data[c*256+v]; got != want {
+				t.Errorf("channel %d value %d: %v, torch %v", c, v, got, want)
+			}
+		}
+	}
+}
+
+func TestTransformMatchesTorchvision(t *testing.T) {
+	files, err := filepath.Glob("testdata/transform/rgb8_r*_c*.npy")
+	if err != nil || len(files) == 0 {
+		t.Fatal("no transform fixtures", err)
+	}
+	img := decodeFile(t, "testdata/formats/rgb8.png", DefaultOptions())
+	for _, f := range files {
+		opts := DefaultOptions()
+		if _, err := fmt.Sscanf(filepath.Base(f), "rgb8_r%d_c%d.npy", &opts.Resize, &opts.Crop); err != nil {
+			t.Fatal(err)
+		}
+		ref, err := npy.Read(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := Transform(img, opts)
+		if fmt.Sprint(got.Shape) != fmt.Sprint(ref.Shape) {
+			t.Fatalf("%s: shape %v, torchvision %v", f, got.Shape, ref.Shape)
+		}
+		for i := range got.Data {
+			if got.Data[i] != ref.Data[i] {
+				t.Errorf("%s: element %d is %v, torchvision %v", f, i, got.Data[i], ref.Data[i])
+				break
+			}
+		}
+	}
+}
+
+// TestTransformDefaultGeometry runs the default transform on sizes that
+// exercise truncation, half-to-even crop offsets and extreme aspect ratios,
+// against torchvision's uint8 crop.
+func TestTransformDefaultGeometry(t *testing.T) {
+	table := normTable(DefaultOptions())
+	for _, size := range [][2]int{{451, 301}, {1, 5000}, {5000, 1}, {1, 1}} {
+		w, h := size[0], size[1]
+		ref, shape, err := npy.ReadUint8(fmt.Sprintf("testdata/transform/pattern_%dx%d_default.npy", w, h))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := Transform(pattern(w, h), DefaultOptions())
+		if fmt.Sprint(got.Shape) != "[3 224 224]" {
+			t.Fatalf("%dx%d: shape %v", w, h, got.Shape)
+		}
+		bad := 0
+		for c := 0; c < 3; c++ {
+			for y := 0; y < 224; y++ {
+				for x := 0; x < 224; x++ {
+					// The reference keeps one row or column when all are alike.
+					ry, rx := min(y, shape[0]-1), min(x, shape[1]-1)
+					want := table[c][ref[(ry*shape[1]+rx)*3+c]]
+					if got.Data[(c*224+y)*224+x] != want {
+						bad++
+					}
+				}
+			}
+		}
+		if bad != 0 {
+			t.Errorf("%dx%d: %d values differ from torchvision", w, h, bad)
+		}
+	}
+}
+
+type photoManifest struct {
+	Files []struct {
+		File   string `json:"file"`
+		RGB    string `json:"rgb"`
+		Tensor string `json:"tensor"`
+	} `json:"files"`
+}
+
+// TestPhotos compares real photos (testdata/photos, written by the python
+// helper) with Pillow's pixels and torchvision's tensors.
+func TestPhotos(t *testing.T) {
+	const dir = "../../testdata/photos"
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Skip("no photo fixtures:", err)
+	}
+	var m photoManifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range m.Files {
+		t.Run(f.File, func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.Orient = false // the references follow Pillow's open
+			path := filepath.Join(dir, f.File)
+			img := decodeFile(t, path, opts)
+			ref, shape, err := npy.ReadUint8(filepath.Join(dir, f.RGB))
+			if err != nil {
+				t.Fatal(err)
+			}
+			maxd, mean := diffRGB(t, img, ref, shape)
+			tensor, err := Load(path, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := npy.Read(filepath.Join(dir, f.Tensor))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tmax float64
+			for i := range want.Data {
+				tmax = math.Max(tmax, math.Abs(float64(tensor.Data[i]-want.Data[i])))
+			}
+			if maxd != 0 || tmax != 0 {
+				t.Errorf("pixels differ from Pillow by up to %v (mean %.4f), tensor from torchvision by %.3g", maxd, mean, tmax)
+			}
+		})
+	}
+}
+
+func TestErrors(t *testing.T) {
+	jpegData, err := os.ReadFile("testdata/formats/q90_420.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pngData, err := os.ReadFile("testdata/formats/rgb8.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	webpData, err := os.ReadFile("testdata/formats/lossy.webp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readFile := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	twelveBit := []byte(withJPEGSize(jpegData, 61, 45))
+	twelveBit[bytes.Index(twelveBit, []byte("\xff\xc0"))+4] = 12
+	for _, tc := range []struct {
+		name, data, want string
+		unsupported      bool
+	}{
+		{"arithmetic.jpg", readFile("arithmetic.jpg"), "arithmetic-coded", true},
+		{"twelve.jpg", string(twelveBit), "12-bit", true},
+		{"animated.webp", readFile("animated.webp"), "animated WebP", true},
+		{"cmyk.tif", readFile("cmyk.tif"), "color model", true},
+		{"empty.jpg", "", "empty", true},
+		{"notes.jpg", "just some text\nnot a photo\n", "text", true},
+		{"photo.heic", "\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC", true},
+		{"photo.avif", "\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf", "AVIF", true},
+		{"drawing.svg", "<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"/>", "SVG", true},
+		{"blob.png", "\x00\x01\x02\x03\xfe\xff", "unrecognised", true},
+		{"cut.jpg", string(jpegData[:len(jpegData)/2]), "JPEG", false},
+		{"header-only.jpg", string(jpegData[:200]), "JPEG", false},
+		{"no-eoi.jpg", string(jpegData[:len(jpegData)-2]), "truncated", false},
+		{"cut.png", string(pngData[:len(pngData)/2]), "PNG", false},
+		{"cut.webp", string(webpData[:len(webpData)/2]), "WebP", false},
+		{"magic.gif", "GIF89a", "GIF", false},
+		{"magic.bmp", "BM", "BMP", false},
+		{"magic.tif", "II*\x00", "TIFF", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Read(strings.NewReader(tc.data), tc.name, DefaultOptions())
+			if err == nil {
+				t.Fatal("no error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.name) || !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q should name the file and say %q", msg, tc.want)
+			}
+			t.Log(msg)
+			if errors.Is(err, ErrUnsupported) != tc.unsupported {
+				t.Errorf("errors.Is(ErrUnsupported) = %v for %q", !tc.unsupported, msg)
+			}
+		})
+	}
+	if _, err := Load("testdata/does-not-exist.png", DefaultOptions()); err == nil || !strings.Contains(err.Error(), "does-not-exist.png") {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestIsImageFile(t *testing.T) {
+	for name, want := range map[string]bool{
+		"a.jpg": true, "b.JPEG": true, "c.png": true, "d.Webp": true, "e.tif": true, "f.tiff": true,
+		"g.bmp": true, "h.gif": true, "i.heic": false, "j.txt": false, "jpg": false, "dir/k.jpg.npy": false,
+	} {
+		if got := IsImageFile(name); got != want {
+			t.Errorf("IsImageFile(%q) = %v", name, got)
+		}
+	}
+}
+
+func TestDefaultOptions(t *testing.T) {
+	o := DefaultOptions()
+	if o.Resize != 232 || o.Crop != 224 || !o.Orient || o.MaxPixels != 128_000_000 ||
+		o.Mean != [3]float32{0.485, 0.456, 0.406} || o.Std != [3]float32{0.229, 0.224, 0.225} {
+		t.Errorf("DefaultOptions() = %+v", o)
+	}
+}
+
+// allocDuring returns the bytes allocated while f runs.
+func allocDuring(f func()) uint64 {
+	var before, after runtimeMem
+	before.read()
+	f()
+	after.read()
+	return after.total - before.total
+}
+
+func TestDecompressionBomb(t *testing.T) {
+	pngData, err := os.ReadFile("testdata/formats/rgb8.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jpegData, err := os.ReadFile("testdata/formats/q90_420.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"bomb.png", withPNGSize(pngData, 50000, 50000)},
+		{"bomb.jpg", withJPEGSize(jpegData, 50000, 50000)},
+	} {
+		var err error
+		alloc := allocDuring(func() { _, err = Read(bytes.NewReader(tc.data), tc.name, DefaultOptions()) })
+		if err == nil || !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("%s: want ErrTooLarge, got %v", tc.name, err)
+		}
+		for _, s := range []string{tc.name, "50000x50000", "2500000000", "128000000"} {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("%s: error %q does not mention %s", tc.name, err, s)
+			}
+		}
+		if alloc > 1<<20 {
+			t.Errorf("%s: refusing allocated %d bytes", tc.name, alloc)
+		}
+	}
+}
