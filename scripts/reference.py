@@ -30,6 +30,7 @@ import sys
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 STATE_DICT_TSV = os.environ.get(
@@ -58,6 +59,15 @@ TINY = dict(
 
 FULL_PARAMS = 23_670_610
 EXPANSION = 4
+
+
+# Imagenette classes in logit order.
+CLASSES = (
+    "tench", "English springer", "cassette player", "chain saw", "church",
+    "French horn", "garbage truck", "gas pump", "golf ball", "parachute",
+)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def conv_bn_relu(cin, cout, kernel, stride, relu=True):
@@ -176,9 +186,60 @@ def param_count(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def eval_transform():
+    """torchvision transform the published accuracy was measured with.
+
+    Apply to ``Image.open(p).convert("RGB")``; gives a float32 3x224x224 tensor.
+    """
+    from torchvision import transforms as T
+
+    return T.Compose([
+        T.Resize(232, interpolation=T.InterpolationMode.BILINEAR),
+        T.CenterCrop(224),
+        T.ToTensor(),
+        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+    ])
+
+
+def load_state_dict(path):
+    """torch.load a checkpoint; unwrap {"model"|"state_dict": sd} and "module."."""
+    sd = torch.load(path, map_location="cpu")
+    for key in ("model", "state_dict"):
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+    return {
+        (k[len("module."):] if k.startswith("module.") else k):
+            (v.float() if v.is_floating_point() else v)
+        for k, v in sd.items()
+    }
+
+
+def build_for(sd):
+    """Eval-mode model for a state dict: full or tiny widths, classes from head."""
+    cfg = dict(FULL if sd["features.0.weight"].shape[0] == FULL["stem_channels"] else TINY)
+    cfg["classes"] = sd["head.weight"].shape[0]
+    model = build(**cfg)
+    model.load_state_dict(sd)
+    return model.eval()
+
+
 def _is_block_output_bn(name):
     """Last BN of a bottleneck branch or of a downsample (added residually)."""
     return name.endswith("conv.5") or name.endswith("downsample.1")
+
+
+def calibration_batch(shape, generator):
+    """Half i.i.d. normal noise, half smooth noise (like natural images).
+
+    Calibrating on white noise alone lets activations of spatially correlated
+    inputs (photos) grow tenfold through the network; the smooth half keeps
+    both kinds of input O(1).
+    """
+    n, c, h, w = shape
+    white = torch.randn((n // 2, c, h, w), generator=generator)
+    low = torch.randn((n - n // 2, c, max(h // 16, 2), max(w // 16, 2)), generator=generator)
+    smooth = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+    return torch.cat([white, smooth / smooth.std()])
 
 
 @torch.no_grad()
@@ -187,7 +248,7 @@ def seeded_init(model, seed, calib_shape):
 
     1. Conv weights: Kaiming normal (fan_in, ReLU gain); head: normal with a
        std that spreads logits over several units.
-    2. Running statistics are calibrated on a seeded random batch of
+    2. Running statistics are calibrated on a seeded ``calibration_batch`` of
        ``calib_shape`` in train mode (cumulative average), then perturbed
        (mean shifted by 0.1 std, var scaled by 0.8..1.25) so BN is not an
        exact normaliser and folding mistakes are visible.
@@ -221,7 +282,7 @@ def seeded_init(model, seed, calib_shape):
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the calibration batch
     model.train()
-    model(torch.randn(calib_shape, generator=g))
+    model(calibration_batch(calib_shape, g))
     model.eval()
     for m in bns:
         m.momentum = 0.1
