@@ -1,0 +1,117 @@
+package weights
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/res2net/res2net/pkg/ops"
+)
+
+// The fuzz targets run their seeds (the fixtures below and
+// testdata/fuzz/<Name>/) as plain tests; run one with, for example,
+// go test -run=^$ -fuzz=FuzzReadLegacy -fuzztime=2m -fuzzminimizetime=5s ./pkg/weights/
+// (the default minimisation budget, a minute per new input, stalls on the
+// kilobyte-sized zip inputs).
+
+var loadErrors = []error{ErrNotCheckpoint, ErrTruncated, ErrCorrupt, ErrTorchScript, ErrTarFormat, ErrNotStateDict, ErrUnsupported}
+
+// checkLoaded asserts what any input must give: an error of a known
+// class, or a consistent checkpoint of at most maxElems values.
+func checkLoaded(t *testing.T, ck *Checkpoint, err error, maxElems int64) {
+	t.Helper()
+	if err != nil {
+		for _, e := range loadErrors {
+			if errors.Is(err, e) {
+				return
+			}
+		}
+		t.Fatalf("unclassified error: %v", err)
+	}
+	if len(ck.Keys) != len(ck.Tensors) || len(ck.Keys) == 0 {
+		t.Fatalf("%d keys, %d tensors", len(ck.Keys), len(ck.Tensors))
+	}
+	total := int64(0)
+	for _, k := range ck.Keys {
+		tn := ck.Tensors[k]
+		if tn == nil || len(tn.Data) != ops.NumElements(tn.Shape) {
+			t.Fatalf("tensor %q inconsistent", k)
+		}
+		total += int64(len(tn.Data))
+	}
+	if total > maxElems {
+		t.Fatalf("%d elements, at most %d expected", total, maxElems)
+	}
+}
+
+func FuzzReadLegacy(f *testing.F) {
+	for _, name := range []string{"net_legacy.pth", "views_legacy.pth", "net_bf16_legacy.pth", "module_legacy.pth"} {
+		f.Add(fixture(f, name))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		size := int64(len(data))
+		ck, err := readLegacy(bytes.NewReader(data), size)
+		// Storages hold at most size/2 values (float16), view copies at most size.
+		checkLoaded(t, ck, err, 2*size)
+	})
+}
+
+func FuzzReadZip(f *testing.F) {
+	for _, name := range []string{"net_zip.pth", "views_zip.pth", "net_bigendian_zip.pth", "torchscript.pt"} {
+		f.Add(fixture(f, name))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		size := int64(len(data))
+		ck, err := readZip(bytes.NewReader(data), size)
+		// Deflated storages may expand, view copies hold at most size values.
+		checkLoaded(t, ck, err, maxDeflateRatio*size/2+size)
+	})
+}
+
+// FuzzStateDict fuzzes the pickle and the mapping from it to tensors,
+// with synthetic storages, and checks each tensor against a naive
+// computation of its view.
+func FuzzStateDict(f *testing.F) {
+	for _, name := range []string{"views_zip.pth", "wrapped_model_zip.pth", "int_tensor_zip.pth"} {
+		for _, e := range zipEntries(f, fixture(f, name)) {
+			if bytes.HasSuffix([]byte(e.name), []byte("/data.pkl")) {
+				f.Add(e.data)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, pkl []byte) {
+		const budget = 1 << 16
+		st := newStorages(false)
+		entries, err := parseStateDict(pkl, st)
+		if err != nil {
+			checkLoaded(t, nil, err, 0)
+			return
+		}
+		for _, s := range st.order {
+			if s.numel > budget {
+				return
+			}
+			s.data = make([]float32, s.numel)
+			for i := range s.data {
+				s.data[i] = float32(i)
+			}
+		}
+		ck, err := build("zip", entries, budget)
+		if err != nil {
+			checkLoaded(t, nil, err, 0)
+			return
+		}
+		for _, e := range entries {
+			want := naiveView(e.t.storage.data, e.t.offset, e.t.size, e.t.stride)
+			got := ck.Tensors[e.key].Data
+			if len(got) != len(want) {
+				t.Fatalf("%q: %d values, want %d", e.key, len(got), len(want))
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("%q[%d] = %v, want %v", e.key, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}
