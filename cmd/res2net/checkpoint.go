@@ -41,7 +41,7 @@ func defaultCheckpoint(ctx context.Context, ios *ioStreams, offline, quiet bool)
 	if !quiet {
 		fmt.Fprintf(ios.ErrOut, "Checkpoint not cached; downloading %s\n", weights.Default.URL)
 	}
-	src := weights.Source{URL: weights.Default.URL, SHA256: weights.Default.SHA256, Size: weights.Default.Size}
+	src := weights.Default.Source()
 	return fetchInto(ctx, ios, src, false, quiet)
 }
 
@@ -62,9 +62,7 @@ func loadNetwork(ctx context.Context, ios *ioStreams, path string, offline, quie
 	for _, w := range ckpt.Warnings {
 		fmt.Fprintf(ios.ErrOut, "res2net: warning: %s: %s\n", path, w)
 	}
-	cfg := model.Res2Net50()
-	cfg.Classes = 0 // from the checkpoint's head
-	m, err := model.New(cfg, ckpt.Tensors)
+	m, err := newModel(ckpt)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -81,4 +79,23 @@ func labels(n int) []string {
 		out[i] = fmt.Sprintf("class %d", i)
 	}
 	return out
+}
+
+// newModel builds Res2Net-50 26w x 4s from the checkpoint, or, when the
+// checkpoint has the same layout with other widths, that narrower model. The
+// error stays the one against the published architecture, the clearest for
+// a damaged checkpoint.
+func newModel(ckpt *weights.Checkpoint) (*model.Model, error) {
+	cfg := model.Res2Net50()
+	cfg.Classes = 0 // from the checkpoint's head
+	m, err := model.New(cfg, ckpt.Tensors)
+	if err == nil {
+		return m, nil
+	}
+	if inferred, ierr := model.InferConfig(ckpt.Tensors); ierr == nil && inferred.Planes != model.Res2Net50().Planes {
+		if m, ierr := model.New(inferred, ckpt.Tensors); ierr == nil {
+			return m, nil
+		}
+	}
+	return nil, err
 }

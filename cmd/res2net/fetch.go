@@ -53,7 +53,7 @@ func runFetch(ctx context.Context, opts *fetchOptions) error {
 // fetchSource applies the --url and --sha256 overrides to the default
 // checkpoint. A mirror of the default file keeps its hash and size.
 func fetchSource(url, sha string) (weights.Source, error) {
-	src := weights.Source{URL: weights.Default.URL, SHA256: weights.Default.SHA256, Size: weights.Default.Size}
+	src := weights.Default.Source()
 	if url != "" {
 		src.URL = url
 	}

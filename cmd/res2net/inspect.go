@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/res2net/res2net/pkg/model"
 	"github.com/res2net/res2net/pkg/ops"
@@ -114,13 +113,16 @@ func inspectCheckpoint(path string, cfg model.Config) (*checkpointReport, error)
 
 func (r *inspectReport) writeText(w io.Writer) error {
 	fmt.Fprintf(w, "%s, input %s\n\n", r.Model, ops.ShapeString(r.Input))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "layer\ttype\toutput\tparams\tMACs\t")
+	nameWidth := len("layer")
 	for _, l := range r.Layers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", l.Name, l.Type, ops.ShapeString(l.Shape), group(l.Params), group(l.MACs))
+		nameWidth = max(nameWidth, len(l.Name))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	row := func(name, typ, shape, params, macs string) {
+		fmt.Fprintf(w, "%-*s  %-10s  %12s  %11s  %15s\n", nameWidth, name, typ, shape, params, macs)
+	}
+	row("layer", "type", "output", "params", "MACs")
+	for _, l := range r.Layers {
+		row(l.Name, l.Type, ops.ShapeString(l.Shape), group(l.Params), group(l.MACs))
 	}
 	fmt.Fprintf(w, "\nTotal parameters: %s (%.2fM)\n", group(r.TotalParams), float64(r.TotalParams)/1e6)
 	fmt.Fprintf(w, "Total MACs:       %s (%.2f GMACs)\n", group(r.TotalMACs), float64(r.TotalMACs)/1e9)

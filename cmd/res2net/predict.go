@@ -201,15 +201,16 @@ func classify(net *network, batch []*result, topk int) error {
 		return err
 	}
 	classes := logits.Shape[1]
+	probs := ops.Softmax(logits)
 	for i, r := range good {
 		row := logits.Data[i*classes : (i+1)*classes]
-		probs := ops.Softmax(row)
-		for rank, idx := range ops.TopK(probs, topk) {
+		p := probs.Data[i*classes : (i+1)*classes]
+		for rank, idx := range ops.TopK(p, topk) {
 			r.Predictions = append(r.Predictions, prediction{
 				Rank:        rank + 1,
 				Index:       idx,
 				Label:       net.Labels[idx],
-				Probability: float64(probs[idx]),
+				Probability: float64(p[idx]),
 				Logit:       float64(row[idx]),
 			})
 		}
@@ -317,4 +318,3 @@ func (p *printer) close() error {
 	}
 	return nil
 }
-

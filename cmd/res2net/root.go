@@ -56,6 +56,10 @@ and gives the same answers as PyTorch.
   res2net inspect                      show every layer, its shape, parameters and cost`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Args and RunE make the root runnable, so cobra reports an
+		// unknown command as an argument error instead of printing help.
+		Args: argsUsage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	root.SetIn(io.In)
 	root.SetOut(io.Out)

@@ -5,7 +5,6 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	"github.com/res2net/res2net/pkg/ops/gemm"
 	"github.com/spf13/cobra"
 )
 
@@ -37,7 +36,6 @@ func runVersion(opts *versionOptions) error {
 			v = info.Main.Version
 		}
 	}
-	_, err := fmt.Fprintf(opts.IO.Out, "res2net %s (%s, %s/%s, GEMM kernel %s)\n",
-		v, runtime.Version(), runtime.GOOS, runtime.GOARCH, gemm.Kernel())
+	_, err := fmt.Fprintf(opts.IO.Out, "res2net %s (%s, %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return err
 }

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// serveFile serves body at /ckpt.pth and counts the requests.
+func serveFile(t *testing.T, body []byte) (*httptest.Server, *atomic.Int32) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.ServeContent(w, r, "ckpt.pth", time.Time{}, strings.NewReader(string(body)))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+func TestFetch(t *testing.T) {
+	body, err := os.ReadFile(tinyWeights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	srv, hits := serveFile(t, body)
+	home := t.TempDir()
+	t.Setenv("RES2NET_HOME", home)
+
+	fetch := func(sha string, force bool) (string, error) {
+		ios, out, _ := testIO("")
+		err := runFetch(context.Background(), &fetchOptions{IO: ios, URL: srv.URL + "/ckpt.pth", SHA256: sha, Force: force})
+		return strings.TrimSpace(out.String()), err
+	}
+	good := hex.EncodeToString(sum[:])
+	path, err := fetch(good, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(home, "ckpt.pth"); path != want {
+		t.Errorf("printed %q, want %q", path, want)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(body) {
+		t.Error("cached file differs from the served one")
+	}
+	before := hits.Load()
+	if _, err := fetch(good, false); err != nil || hits.Load() != before {
+		t.Errorf("second fetch: err %v, %d new requests; want the cached copy", err, hits.Load()-before)
+	}
+	if _, err := fetch(good, true); err != nil || hits.Load() == before {
+		t.Errorf("--force: err %v, no new request", err)
+	}
+
+	// The fetched checkpoint is what predict then uses.
+	ios, out, errOut := testIO("")
+	p := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
+		Weights: path, Format: "text", BatchSize: 1, Threads: 1, MaxPixels: 1 << 20}
+	if err := runPredict(context.Background(), p); err != nil || !strings.Contains(out.String(), "coffee.png") {
+		t.Errorf("predict with the fetched file: %v\n%s%s", err, out, errOut)
+	}
+
+	wrong := strings.Repeat("0", 64)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fetch(wrong, false); err == nil || !strings.Contains(err.Error(), wrong) {
+		t.Errorf("wrong sha256: %v, want an error naming it", err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Error("a file that failed verification is at the final path")
+	}
+}

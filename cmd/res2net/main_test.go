@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/res2net/res2net/internal/npy"
+	"github.com/res2net/res2net/pkg/ops"
+)
+
+const (
+	tinyWeights = "../../testdata/tiny/tiny_legacy.pth"
+	photosDir   = "../../testdata/photos"
+)
+
+// testIO returns streams backed by buffers, with stdin reading in.
+func testIO(in string) (*ioStreams, *bytes.Buffer, *bytes.Buffer) {
+	var out, errOut bytes.Buffer
+	return &ioStreams{In: strings.NewReader(in), Out: &out, ErrOut: &errOut}, &out, &errOut
+}
+
+// photo is one entry of testdata/photos/manifest.json.
+type photo struct {
+	File     string `json:"file"`
+	Lossless bool   `json:"lossless"`
+	Logits   string `json:"logits"`
+	EXIF     *int   `json:"exif_orientation"`
+}
+
+func readManifest(t *testing.T) []photo {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(photosDir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct{ Files []photo }
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.Files
+}
+
+// ranking returns class indices by decreasing logit from a .npy file.
+func ranking(t *testing.T, logitsPath string) []int {
+	t.Helper()
+	l, err := npy.Read(logitsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rankLogits(l.Data)
+}
+
+// rankLogits returns class indices by decreasing logit.
+func rankLogits(logits []float32) []int {
+	return ops.TopK(logits, len(logits))
+}
+
+func TestExecuteExitCodes(t *testing.T) {
+	t.Setenv("RES2NET_HOME", t.TempDir())
+	photo := filepath.Join(photosDir, "coffee.png")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		err  string
+	}{
+		{"version", []string{"version"}, 0, ""},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"unknown flag", []string{"predict", "--nope", photo}, 2, "unknown flag"},
+		{"no images", []string{"predict"}, 2, "requires at least 1 arg"},
+		{"bad topk", []string{"predict", "--topk", "0", photo}, 2, "--topk"},
+		{"bad format", []string{"predict", "--format", "xml", photo}, 2, "--format"},
+		{"bad batch", []string{"predict", "-b", "0", photo}, 2, "--batch-size"},
+		{"bad sha", []string{"fetch", "--sha256", "xyz"}, 2, "--sha256"},
+		{"inspect format", []string{"inspect", "--format", "yaml"}, 2, "--format"},
+		{"offline without cache", []string{"predict", "--offline", photo}, 1, "no cached checkpoint"},
+		{"missing weights", []string{"predict", "--weights", "nope.pth", photo}, 1, "nope.pth"},
+		{"good", []string{"predict", "--weights", tinyWeights, photo}, 0, ""},
+		{"bad file among good", []string{"predict", "--weights", tinyWeights, photo, "missing.jpg"}, 1, "missing.jpg"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ios, _, errOut := testIO("")
+			if code := execute(context.Background(), ios, tt.args); code != tt.code {
+				t.Errorf("exit status %d, want %d; stderr:\n%s", code, tt.code, errOut)
+			}
+			if !strings.Contains(errOut.String(), tt.err) {
+				t.Errorf("stderr %q does not mention %q", errOut, tt.err)
+			}
+			if strings.Contains(errOut.String(), "goroutine") {
+				t.Errorf("stderr has a stack trace:\n%s", errOut)
+			}
+		})
+	}
+}
+
+// TestPredictPhotos classifies every test photo with the tiny checkpoint and
+// checks the ranking against PyTorch's logits on torchvision's tensor.
+func TestPredictPhotos(t *testing.T) {
+	photos := readManifest(t)
+	ios, out, errOut := testIO("")
+	opts := &predictOptions{IO: ios, TopK: 10, Weights: tinyWeights, Format: "json", BatchSize: 3, Threads: 2,
+		MaxPixels: 1 << 27, NoOrient: true}
+	for _, p := range photos {
+		opts.Inputs = append(opts.Inputs, filepath.Join(photosDir, p.File))
+	}
+	if err := runPredict(context.Background(), opts); err != nil {
+		t.Fatalf("runPredict: %v\n%s", err, errOut)
+	}
+	dec := json.NewDecoder(out)
+	for _, p := range photos {
+		var r result
+		if err := dec.Decode(&r); err != nil {
+			t.Fatalf("%s: %v", p.File, err)
+		}
+		if want := filepath.Join(photosDir, p.File); r.File != want {
+			t.Fatalf("result for %s, want %s (input order)", r.File, want)
+		}
+		want := ranking(t, filepath.Join(photosDir, p.Logits))
+		n := 1
+		if p.Lossless {
+			n = 5
+		}
+		sum := 0.0
+		for i, pr := range r.Predictions {
+			sum += pr.Probability
+			if i < n && pr.Index != want[i] {
+				t.Errorf("%s: rank %d is class %d, PyTorch says %d", p.File, i+1, pr.Index, want[i])
+			}
+		}
+		if math.Abs(sum-1) > 1e-5 || len(r.Predictions) != 10 {
+			t.Errorf("%s: %d predictions summing to %v", p.File, len(r.Predictions), sum)
+		}
+	}
+}
+
+func TestPredictFormats(t *testing.T) {
+	png := filepath.Join(photosDir, "coffee.png")
+	tests := []struct {
+		format string
+		topk   int
+		want   []string
+		lines  int
+	}{
+		{"text", 3, []string{png + "\n", "  1  ", "%\n"}, 4},
+		{"csv", 2, []string{"file,rank,index,label,probability,logit\n", png + ",1,"}, 3},
+		{"json", 20, []string{`"rank":10`, `"label":`, `"logit":`}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.format, func(t *testing.T) {
+			ios, out, errOut := testIO("")
+			opts := &predictOptions{IO: ios, Inputs: []string{png}, TopK: tt.topk, Weights: tinyWeights,
+				Format: tt.format, BatchSize: 1, Threads: 1, MaxPixels: 1 << 27}
+			if err := runPredict(context.Background(), opts); err != nil {
+				t.Fatalf("%v\n%s", err, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			if n := strings.Count(out.String(), "\n"); n != tt.lines {
+				t.Errorf("%d lines, want %d:\n%s", n, tt.lines, out)
+			}
+		})
+	}
+}
+
+// TestPredictFolderAndStdin mixes a folder with good and bad images, a
+// missing file and stdin: every good image is classified in input order and
+// every bad one named on stderr.
+func TestPredictFolderAndStdin(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile(filepath.Join(photosDir, "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"a.png":           good,
+		"b/c.png":         good,
+		"b/broken.jpg":    []byte("this is text, not a JPEG"),
+		"b/notes.txt":     []byte("skipped: not an image extension"),
+		"d/empty.png":     nil,
+		"e/f/g/h.jpeg":    good,
+		"e/truncated.png": good[:100],
+	}
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ios, out, errOut := testIO(string(good))
+	opts := &predictOptions{IO: ios, Inputs: []string{dir, filepath.Join(dir, "missing.png"), "-"}, TopK: 1,
+		Weights: tinyWeights, Format: "csv", BatchSize: 2, Threads: 2, MaxPixels: 1 << 27}
+	err = runPredict(context.Background(), opts)
+	if err == nil {
+		t.Fatal("runPredict succeeded with bad files")
+	}
+	var rows []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n")[1:] {
+		rows = append(rows, strings.SplitN(line, ",", 2)[0])
+	}
+	want := []string{filepath.Join(dir, "a.png"), filepath.Join(dir, "b/c.png"), filepath.Join(dir, "e/f/g/h.jpeg"), "-"}
+	if strings.Join(rows, " ") != strings.Join(want, " ") {
+		t.Errorf("classified %v, want %v", rows, want)
+	}
+	for _, bad := range []string{"broken.jpg", "empty.png", "truncated.png", "missing.png"} {
+		if !strings.Contains(errOut.String(), bad) {
+			t.Errorf("stderr does not name %s:\n%s", bad, errOut)
+		}
+	}
+}
