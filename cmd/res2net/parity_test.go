@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,8 +13,10 @@ import (
 
 // TestParityPhotos classifies every test photo from its file with the
 // full-size seeded checkpoint of `make parity` and compares the ranking with
-// PyTorch's on torchvision's tensor: top-1 identical on every photo, top-5
-// order identical on lossless formats.
+// PyTorch's on torchvision's tensor. The issue asks for top-1 identical on
+// every photo and top-5 order on lossless formats; since preprocess decodes
+// every format to Pillow's exact pixels, the test holds all photos to the
+// top-5 order and the logits to the full-size tolerance.
 func TestParityPhotos(t *testing.T) {
 	dir := os.Getenv("RES2NET_PARITY_DIR")
 	if dir == "" {
@@ -31,10 +34,6 @@ func TestParityPhotos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lossless := map[string]bool{}
-	for _, p := range readManifest(t) {
-		lossless[p.File] = p.Lossless
-	}
 	ios, out, errOut := testIO("")
 	opts := &predictOptions{IO: ios, TopK: 5, Weights: filepath.Join(dir, "full.pth"), Format: "json",
 		BatchSize: 4, Threads: 2, MaxPixels: 1 << 27, NoOrient: true}
@@ -51,16 +50,21 @@ func TestParityPhotos(t *testing.T) {
 		if err := dec.Decode(&r); err != nil {
 			t.Fatal(err)
 		}
-		want := rankLogits(logits.Data[i*classes : (i+1)*classes])
-		n := 1
-		if lossless[f] {
-			n = 5
+		row := logits.Data[i*classes : (i+1)*classes]
+		want := rankLogits(row)
+		maxAbs := 0.0
+		for _, v := range row {
+			maxAbs = math.Max(maxAbs, math.Abs(float64(v)))
 		}
-		for k := 0; k < n; k++ {
-			if r.Predictions[k].Index != want[k] {
-				t.Errorf("%s: rank %d is class %d, PyTorch says %d", f, k+1, r.Predictions[k].Index, want[k])
+		tol := 1e-4 * math.Max(1, maxAbs)
+		for k, p := range r.Predictions {
+			if p.Index != want[k] {
+				t.Errorf("%s: rank %d is class %d, PyTorch says %d", f, k+1, p.Index, want[k])
+			}
+			if d := math.Abs(p.Logit - float64(row[p.Index])); d > tol {
+				t.Errorf("%s: logit of class %d differs from PyTorch's by %.3g > %.3g", f, p.Index, d, tol)
 			}
 		}
-		t.Logf("%s: top-%d matches PyTorch (%s %.4f)", f, n, r.Predictions[0].Label, r.Predictions[0].Probability)
+		t.Logf("%s: top-5 matches PyTorch (%s %.4f)", f, r.Predictions[0].Label, r.Predictions[0].Probability)
 	}
 }
