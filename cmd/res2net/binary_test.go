@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -55,5 +57,43 @@ func TestBinary(t *testing.T) {
 				t.Errorf("exit %d (want %d)\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout.String(), stderr.String())
 			}
 		})
+	}
+}
+
+// TestBinaryLongBatchMemory checks that peak memory does not grow with the
+// number of images: predict streams its inputs through a bounded pipeline.
+func TestBinaryLongBatchMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "res2net")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	img, err := os.ReadFile(filepath.Join(photosDir, "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peakRSS := func(n int) int64 {
+		dir := t.TempDir()
+		for i := range n {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%04d.png", i)), img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd := exec.Command(bin, "predict", "--weights", tinyWeights, "--format", "csv", dir)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%d images: %v", n, err)
+		}
+		if lines := bytes.Count(out, []byte("\n")); lines != 1+5*n {
+			t.Fatalf("%d images: %d output lines, want %d", n, lines, 1+5*n)
+		}
+		return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+	}
+	small, large := peakRSS(100), peakRSS(400)
+	t.Logf("peak RSS: 100 images %d KiB, 400 images %d KiB", small, large)
+	if large > small+16<<10 {
+		t.Errorf("peak RSS grew from %d KiB (100 images) to %d KiB (400 images)", small, large)
 	}
 }

@@ -27,9 +27,9 @@ func testIO(in string) (*ioStreams, *bytes.Buffer, *bytes.Buffer) {
 
 // photo is one entry of testdata/photos/manifest.json.
 type photo struct {
-	File     string `json:"file"`
-	Logits   string `json:"logits"`
-	EXIF     *int   `json:"exif_orientation"`
+	File   string `json:"file"`
+	Logits string `json:"logits"`
+	EXIF   *int   `json:"exif_orientation"`
 }
 
 func readManifest(t *testing.T) []photo {
