@@ -1,0 +1,68 @@
+package model
+
+import "github.com/res2net/res2net/pkg/ops"
+
+// bottle2neck is one residual block, features.S.B: a 1x1 conv that reduces
+// to scale*width channels, the multi-scale unit, a 1x1 conv that expands to
+// 4*planes channels, and the shortcut. Every BatchNorm is folded into the
+// conv before it.
+type bottle2neck struct {
+	reduce     ops.Conv2d  // conv.0-2: 1x1 conv, BN, ReLU
+	unit       multiScale  // conv.3
+	expand     ops.Conv2d  // conv.4-5: 1x1 conv, BN; the block's residual add and ReLU run in its epilogue
+	downsample *ops.Conv2d // downsample.0-1: 1x1 conv (the block's stride), BN; nil when the identity fits
+}
+
+// forward computes out = ReLU(expand(unit(reduce(x))) + shortcut(x)) for one
+// image x (in channels x h x w) and returns the output size.
+func (b *bottle2neck) forward(ws *workspace, out, x []float32, h, w int) (oh, ow int) {
+	b.reduce.Forward(ws.splits, x, h, w, nil, ws.col)
+	oh, ow = b.unit.forward(ws, ws.unit, ws.splits, h, w)
+	shortcut := x
+	if b.downsample != nil {
+		b.downsample.Forward(ws.shortcut, x, h, w, nil, ws.col)
+		shortcut = ws.shortcut
+	}
+	// The residual add and the block's ReLU happen as expand writes out.
+	b.expand.Forward(out, ws.unit, oh, ow, shortcut, ws.col)
+	return oh, ow
+}
+
+// multiScale is Res2Net's multi-scale unit, conv.3 of a block (Holocron's
+// ScaleConv2d). Its input splits into scale groups of width channels; branch
+// i is a 3x3 conv + BN + ReLU of split i, or of out[i-1] + split[i] when the
+// unit cascades; the last split is carried over (average-pooled in the first
+// block of a stage). The results are concatenated on channels.
+type multiScale struct {
+	width    int          // channels per split
+	scale    int          // number of splits
+	branches []ops.Conv2d // conv.3.conv.i: 3x3 conv (the block's stride), BN, ReLU
+	cascade  bool         // branch i also sees branch i-1's output (all but a stage's first block)
+	pool     *ops.Pool2d  // conv.3.downsample: AvgPool2d(3, stride, 1) of the last split, or nil
+}
+
+// forward computes the unit for one image. Each split is a channel range of
+// x, and each result is written straight into its channel range of out,
+// which is therefore the concatenation without any copying of branch
+// outputs.
+func (u *multiScale) forward(ws *workspace, out, x []float32, h, w int) (oh, ow int) {
+	oh, ow = u.branches[0].OutSize(h, w)
+	split := func(i int) []float32 { return x[i*u.width*h*w : (i+1)*u.width*h*w] }
+	result := func(i int) []float32 { return out[i*u.width*oh*ow : (i+1)*u.width*oh*ow] }
+	for i := range u.branches {
+		in := split(i)
+		if u.cascade && i > 0 {
+			in = ws.cascade[:len(in)]
+			ops.Add(in, result(i-1), split(i))
+		}
+		u.branches[i].Forward(result(i), in, h, w, nil, ws.col)
+	}
+	if last := u.scale - 1; last > 0 {
+		if u.pool != nil {
+			u.pool.Avg(result(last), split(last), u.width, h, w)
+		} else {
+			copy(result(last), split(last))
+		}
+	}
+	return oh, ow
+}

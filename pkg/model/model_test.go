@@ -1,0 +1,365 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/res2net/res2net/pkg/ops"
+)
+
+// tinyConfig is the configuration of the fixtures in testdata/tiny: the
+// Res2Net-50 layout with split widths of 1, 3, 6 and 13 channels.
+func tinyConfig() Config {
+	return Config{
+		Layers:       [4]int{3, 4, 6, 3},
+		Planes:       [4]int{4, 8, 16, 32},
+		StemChannels: 8,
+		BaseWidth:    26,
+		Scale:        4,
+		Classes:      10,
+	}
+}
+
+// randomStateDict returns seeded tensors for every parameter of cfg: conv
+// and head weights with He-uniform scale so activations stay near unit
+// size through the depth, and BatchNorm statistics far from the identity so
+// that folding has work to do.
+func randomStateDict(cfg Config, seed uint64) map[string]*ops.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	uniform := func(t *ops.Tensor, lo, hi float32) {
+		for i := range t.Data {
+			t.Data[i] = lo + rng.Float32()*(hi-lo)
+		}
+	}
+	tensors := map[string]*ops.Tensor{}
+	for _, p := range cfg.StateDict() {
+		t := ops.New(p.Shape...)
+		switch {
+		case strings.HasSuffix(p.Name, "running_var"):
+			uniform(t, 0.5, 2)
+		case strings.HasSuffix(p.Name, "running_mean"), strings.HasSuffix(p.Name, "bias"):
+			uniform(t, -0.3, 0.3)
+		case len(p.Shape) == 1: // BatchNorm weight
+			uniform(t, 0.2, 0.6)
+		default:
+			a := float32(math.Sqrt(6 / float64(ops.NumElements(p.Shape[1:]))))
+			uniform(t, -a, a)
+		}
+		tensors[p.Name] = t
+	}
+	return tensors
+}
+
+// cloneStateDict deep-copies tensors, since New folds BatchNorm in place.
+func cloneStateDict(tensors map[string]*ops.Tensor) map[string]*ops.Tensor {
+	c := make(map[string]*ops.Tensor, len(tensors))
+	for k, t := range tensors {
+		c[k] = &ops.Tensor{Shape: append([]int(nil), t.Shape...), Data: append([]float32(nil), t.Data...)}
+	}
+	return c
+}
+
+func randomInput(seed uint64, shape ...int) *ops.Tensor {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	x := ops.New(shape...)
+	for i := range x.Data {
+		x.Data[i] = float32(rng.NormFloat64())
+	}
+	return x
+}
+
+// referenceForward is the network written out from FACTS.md with only the
+// reference operators: every conv followed by an explicit BatchNorm, channel
+// splits and concatenations as copies, nothing folded or fused. Whether a
+// block has a downsample is read from the state dict.
+func referenceForward(cfg Config, t map[string]*ops.Tensor, x *ops.Tensor) *ops.Tensor {
+	convBN := func(x *ops.Tensor, conv, bn string, stride, pad int, relu bool) *ops.Tensor {
+		y := ops.Conv2dRef(x, t[conv+".weight"], nil, stride, pad)
+		y = ops.BatchNormRef(y, ops.BatchNorm{Weight: t[bn+".weight"].Data, Bias: t[bn+".bias"].Data,
+			Mean: t[bn+".running_mean"].Data, Var: t[bn+".running_var"].Data, Eps: 1e-5})
+		if relu {
+			ops.ReLU(y.Data)
+		}
+		return y
+	}
+	x = convBN(x, "features.0", "features.1", 2, 3, true)
+	x = ops.MaxPool2dRef(x, ops.Pool2d{Kernel: 3, Stride: 2, Pad: 1})
+	for s := range 4 {
+		width := cfg.Planes[s] * cfg.BaseWidth / 64
+		for b := range cfg.Layers[s] {
+			name := fmt.Sprintf("features.%d.%d", s+4, b)
+			stride := 1
+			if s > 0 && b == 0 {
+				stride = 2
+			}
+			_, first := t[name+".downsample.0.weight"]
+
+			splits := splitChannels(convBN(x, name+".conv.0", name+".conv.1", 1, 0, true), width)
+			var outs []*ops.Tensor
+			for i := range max(1, cfg.Scale-1) {
+				in := splits[i]
+				if i > 0 && !first {
+					in = addTensors(outs[i-1], splits[i])
+				}
+				br := fmt.Sprintf("%s.conv.3.conv.%d", name, i)
+				outs = append(outs, convBN(in, br+".0", br+".1", stride, 1, true))
+			}
+			if cfg.Scale > 1 {
+				last := splits[cfg.Scale-1]
+				if first {
+					last = ops.AvgPool2dRef(last, ops.Pool2d{Kernel: 3, Stride: stride, Pad: 1})
+				}
+				outs = append(outs, last)
+			}
+			y := convBN(concatChannels(outs), name+".conv.4", name+".conv.5", 1, 0, false)
+			identity := x
+			if first {
+				identity = convBN(x, name+".downsample.0", name+".downsample.1", stride, 0, false)
+			}
+			y = addTensors(y, identity)
+			ops.ReLU(y.Data)
+			x = y
+		}
+	}
+	n, c, hw := x.Shape[0], x.Shape[1], x.Shape[2]*x.Shape[3]
+	pooled := ops.New(n, c)
+	for i := range n {
+		ops.GlobalAvgPool(pooled.Data[i*c:], x.Data[i*c*hw:], c, hw)
+	}
+	return ops.LinearRef(pooled, t["head.weight"], t["head.bias"].Data)
+}
+
+// splitChannels cuts an N x C x H x W tensor into C/width tensors of width channels.
+func splitChannels(x *ops.Tensor, width int) []*ops.Tensor {
+	n, c, hw := x.Shape[0], x.Shape[1], x.Shape[2]*x.Shape[3]
+	var parts []*ops.Tensor
+	for g := 0; g < c/width; g++ {
+		p := ops.New(n, width, x.Shape[2], x.Shape[3])
+		for i := range n {
+			copy(p.Data[i*width*hw:(i+1)*width*hw], x.Data[(i*c+g*width)*hw:])
+		}
+		parts = append(parts, p)
+	}
+	return parts
+}
+
+// concatChannels joins N x Ci x H x W tensors along channels.
+func concatChannels(parts []*ops.Tensor) *ops.Tensor {
+	n, hw := parts[0].Shape[0], parts[0].Shape[2]*parts[0].Shape[3]
+	c := 0
+	for _, p := range parts {
+		c += p.Shape[1]
+	}
+	out := ops.New(n, c, parts[0].Shape[2], parts[0].Shape[3])
+	for i := range n {
+		off := i * c * hw
+		for _, p := range parts {
+			pc := p.Shape[1] * hw
+			off += copy(out.Data[off:], p.Data[i*pc:(i+1)*pc])
+		}
+	}
+	return out
+}
+
+func addTensors(a, b *ops.Tensor) *ops.Tensor {
+	out := ops.New(a.Shape...)
+	ops.Add(out.Data, a.Data, b.Data)
+	return out
+}
+
+// assertLogits fails unless got and want agree within
+// tol * max(1, max|want|), the parity criterion of the project.
+func assertLogits(t *testing.T, got, want *ops.Tensor, tol float64) {
+	t.Helper()
+	if !ops.SameShape(got.Shape, want.Shape) {
+		t.Fatalf("logits shape %s, want %s", ops.ShapeString(got.Shape), ops.ShapeString(want.Shape))
+	}
+	scale, worst := 1.0, 0.0
+	for i := range want.Data {
+		scale = math.Max(scale, math.Abs(float64(want.Data[i])))
+		worst = math.Max(worst, math.Abs(float64(got.Data[i]-want.Data[i])))
+	}
+	if worst > tol*scale || math.IsNaN(worst) {
+		t.Errorf("max |logit diff| = %g > %g (max |logit| %g)", worst, tol*scale, scale)
+	} else {
+		t.Logf("max |logit diff| = %g, tolerance %g", worst, tol*scale)
+	}
+}
+
+func TestForwardMatchesReference(t *testing.T) {
+	narrow := tinyConfig()
+	narrow.Layers = [4]int{2, 1, 2, 1}
+	twoScales := narrow
+	twoScales.Scale = 2
+	oneScale := narrow
+	oneScale.Scale = 1
+	// The identity fits features.4.0, so it has no downsample and its unit
+	// cascades (Holocron's rule), unlike every other first block.
+	noDownsample := narrow
+	noDownsample.StemChannels = 16
+
+	tests := []struct {
+		name    string
+		cfg     Config
+		n, h, w int
+		threads int
+	}{
+		{"tiny", tinyConfig(), 2, 64, 64, 1},
+		{"tiny odd size", tinyConfig(), 1, 37, 45, 1},
+		{"tiny threads", tinyConfig(), 3, 33, 40, 2},
+		{"scale 2", twoScales, 2, 29, 31, 2},
+		{"scale 1", oneScale, 1, 32, 32, 1},
+		{"identity shortcut", noDownsample, 2, 30, 30, 1},
+		{"1x1 input", narrow, 2, 1, 1, 1},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tensors := randomStateDict(tc.cfg, uint64(i))
+			x := randomInput(uint64(i), tc.n, 3, tc.h, tc.w)
+			want := referenceForward(tc.cfg, tensors, x)
+			m, err := New(tc.cfg, cloneStateDict(tensors))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.SetThreads(tc.threads)
+			// Twice: the second call reuses the buffers the first left dirty.
+			for range 2 {
+				got, err := m.Forward(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				assertLogits(t, got, want, 1e-4)
+			}
+		})
+	}
+}
+
+func TestForwardBatchMatchesSingleImages(t *testing.T) {
+	cfg := tinyConfig()
+	m, err := New(cfg, randomStateDict(cfg, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randomInput(5, 5, 3, 24, 24)
+	m.SetThreads(2)
+	batch, err := m.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetThreads(1)
+	per := 3 * 24 * 24
+	for i := range 5 {
+		one, _ := ops.FromData(x.Data[i*per:(i+1)*per], 1, 3, 24, 24)
+		got, err := m.Forward(one)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := ops.FromData(batch.Data[i*cfg.Classes:(i+1)*cfg.Classes], 1, cfg.Classes)
+		assertLogits(t, got, want, 1e-6)
+	}
+}
+
+func TestNewReportsEveryProblem(t *testing.T) {
+	cfg := tinyConfig()
+	tensors := randomStateDict(cfg, 1)
+	delete(tensors, "features.5.1.conv.3.conv.2.1.running_var")
+	delete(tensors, "head.bias")
+	tensors["features.4.0.conv.0.weight"] = ops.New(4, 8, 3, 3)
+	tensors["features.8.0.conv.0.weight"] = ops.New(2, 2)
+	tensors["features.1.num_batches_tracked"] = ops.New() // ignored
+
+	_, err := New(cfg, tensors)
+	if err == nil {
+		t.Fatal("New accepted a broken state dict")
+	}
+	for _, want := range []string{
+		"4 problems",
+		"features.5.1.conv.3.conv.2.1.running_var: missing (shape 3 expected)",
+		"head.bias: missing (shape 10 expected)",
+		"features.4.0.conv.0.weight: shape 4x8x1x1 expected, checkpoint has 4x8x3x3",
+		"features.8.0.conv.0.weight: unexpected (shape 2x2)",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestNewInfersClasses(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.Classes = 7
+	tensors := randomStateDict(cfg, 2)
+	cfg.Classes = 0
+	m, err := New(cfg, tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Config().Classes; got != 7 {
+		t.Errorf("Classes = %d, want 7 from head.weight", got)
+	}
+	out, err := m.Forward(randomInput(1, 1, 3, 16, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ops.SameShape(out.Shape, []int{1, 7}) {
+		t.Errorf("logits shape %v", out.Shape)
+	}
+
+	delete(tensors, "head.weight")
+	if _, err := New(cfg, tensors); err == nil || !strings.Contains(err.Error(), "head.weight") {
+		t.Errorf("without head.weight: %v", err)
+	}
+	cfg.Classes = 10
+	cfg.Scale = 0
+	if _, err := New(cfg, tensors); err == nil || !strings.Contains(err.Error(), "Scale is 0") {
+		t.Errorf("invalid config: %v", err)
+	}
+}
+
+func TestForwardRejectsBadInput(t *testing.T) {
+	cfg := tinyConfig()
+	m, err := New(cfg, randomStateDict(cfg, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*ops.Tensor{
+		ops.New(3, 16, 16),
+		ops.New(1, 4, 16, 16),
+		ops.New(0, 3, 16, 16),
+		ops.New(1, 3, 0, 16),
+		{Shape: []int{1, 3, 4, 4}, Data: make([]float32, 47)},
+	} {
+		if _, err := m.Forward(x); err == nil {
+			t.Errorf("input %v with %d values accepted", x.Shape, len(x.Data))
+		}
+	}
+}
+
+func TestForwardReusesBuffers(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	cfg := tinyConfig()
+	m, err := New(cfg, randomStateDict(cfg, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetThreads(1)
+	x := randomInput(4, 2, 3, 32, 32)
+	if _, err := m.Forward(x); err != nil {
+		t.Fatal(err)
+	}
+	// Only the returned logits tensor (struct, shape, data) is new; the
+	// network has ~100 layers, so any per-layer allocation shows.
+	allocs := testing.AllocsPerRun(5, func() {
+		if _, err := m.Forward(x); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 3 {
+		t.Errorf("steady-state Forward allocates %.0f times, want at most 3", allocs)
+	}
+}

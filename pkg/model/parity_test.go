@@ -1,0 +1,123 @@
+package model
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/res2net/res2net/internal/npy"
+	"github.com/res2net/res2net/pkg/ops"
+	"github.com/res2net/res2net/pkg/weights"
+)
+
+// Fixtures written by scripts/make_fixtures.py from PyTorch (eval mode).
+const (
+	tinyDir   = "../../testdata/tiny"
+	photosDir = "../../testdata/photos"
+)
+
+// readNpy reads a fixture, skipping the test when fixtures were not made.
+func readNpy(t *testing.T, path string) *ops.Tensor {
+	t.Helper()
+	x, err := npy.Read(path)
+	if os.IsNotExist(err) {
+		t.Skipf("%s missing; run scripts/make_fixtures.py", path)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// loadTiny builds the tiny fixture model from one of its checkpoints,
+// taking the class count from the head as the CLI does.
+func loadTiny(t *testing.T, file string) *Model {
+	t.Helper()
+	ck, err := weights.Load(filepath.Join(tinyDir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig()
+	cfg.Classes = 0
+	m, err := New(cfg, ck.Tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestParityTiny compares logits with PyTorch's for every
+// serialisation of the tiny checkpoint (half-precision ones against the
+// logits of the model with rounded weights) and for an odd input size.
+func TestParityTiny(t *testing.T) {
+	tests := []struct{ checkpoint, input, logits string }{
+		{"tiny_zip.pth", "input.npy", "logits.npy"},
+		{"tiny_legacy.pth", "input.npy", "logits.npy"},
+		{"tiny_wrapped.pth", "input.npy", "logits.npy"},
+		{"tiny_f16.pth", "input.npy", "logits_f16.npy"},
+		{"tiny_bf16.pth", "input.npy", "logits_bf16.npy"},
+		{"tiny_zip.pth", "input_odd.npy", "logits_odd.npy"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.checkpoint+"/"+tc.input, func(t *testing.T) {
+			x := readNpy(t, filepath.Join(tinyDir, tc.input))
+			want := readNpy(t, filepath.Join(tinyDir, tc.logits))
+			m := loadTiny(t, tc.checkpoint)
+			for _, threads := range []int{1, 2} {
+				m.SetThreads(threads)
+				got, err := m.Forward(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				assertLogits(t, got, want, 1e-4)
+			}
+		})
+	}
+}
+
+// TestParityTinyPhotos runs the tiny model on the preprocessed photo
+// tensors (3 x 224 x 224), a batch of five full-size inputs.
+func TestParityTinyPhotos(t *testing.T) {
+	sources := []string{"astronaut", "camera", "chelsea", "coffee", "rocket"}
+	var batch, want []float32
+	for _, s := range sources {
+		batch = append(batch, readNpy(t, filepath.Join(photosDir, s+".tensor.npy")).Data...)
+		want = append(want, readNpy(t, filepath.Join(photosDir, s+".logits.npy")).Data...)
+	}
+	x, err := ops.FromData(batch, len(sources), 3, 224, 224)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := loadTiny(t, "tiny_zip.pth")
+	got, err := m.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertLogits(t, got, &ops.Tensor{Shape: []int{len(sources), 10}, Data: want}, 1e-4)
+}
+
+// TestParityFullSize checks Res2Net-50 itself against PyTorch on the seeded
+// full-size checkpoint of scripts/make_parity.py, which is too big to
+// commit. `make parity` runs it by setting RES2NET_PARITY_DIR.
+func TestParityFullSize(t *testing.T) {
+	dir := os.Getenv("RES2NET_PARITY_DIR")
+	if dir == "" {
+		t.Skip("RES2NET_PARITY_DIR not set; run make parity")
+	}
+	path := filepath.Join(dir, "full.pth")
+	x := readNpy(t, filepath.Join(dir, "input.npy"))
+	want := readNpy(t, filepath.Join(dir, "logits.npy"))
+	ck, err := weights.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(Res2Net50(), ck.Tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertLogits(t, got, want, 1e-4)
+}

@@ -1,0 +1,55 @@
+package model
+
+// workspace holds the activations of one image in flight, sized for the
+// largest layer at one input size, so that Forward allocates nothing per
+// layer: the buffers are reused by every block and every Forward call.
+type workspace struct {
+	x, y     []float32 // a block's input and output, swapped after each block
+	splits   []float32 // conv.0 output: the multi-scale unit's input
+	unit     []float32 // conv.3 output: the concatenated branch results
+	cascade  []float32 // a branch's input out[i-1] + split[i]
+	shortcut []float32 // downsample output
+	col      []float32 // im2col scratch
+	pooled   []float32 // global average pool output
+}
+
+// newWorkspace sizes a workspace by walking the network for an h x w image
+// the way forwardImage and bottle2neck.forward use the buffers.
+func (m *Model) newWorkspace(h, w int) *workspace {
+	var act, splits, unit, cascade, shortcut, col int
+	need := func(size *int, n int) { *size = max(*size, n) }
+
+	need(&col, m.stem.ColSize(h, w))
+	h, w = m.stem.OutSize(h, w)
+	need(&act, m.stem.OutC*h*w)
+	h, w = m.pool.OutSize(h, w)
+	for _, stage := range m.stages {
+		for i := range stage {
+			b := &stage[i]
+			need(&col, b.reduce.ColSize(h, w))
+			need(&splits, b.reduce.OutC*h*w)
+			for _, br := range b.unit.branches {
+				need(&col, br.ColSize(h, w))
+			}
+			need(&cascade, b.unit.width*h*w)
+			if b.downsample != nil {
+				need(&col, b.downsample.ColSize(h, w))
+			}
+			h, w = b.unit.branches[0].OutSize(h, w)
+			need(&unit, b.expand.InC*h*w)
+			need(&shortcut, b.expand.OutC*h*w)
+			need(&col, b.expand.ColSize(h, w))
+			need(&act, b.expand.OutC*h*w)
+		}
+	}
+	return &workspace{
+		x:        make([]float32, act),
+		y:        make([]float32, act),
+		splits:   make([]float32, splits),
+		unit:     make([]float32, unit),
+		cascade:  make([]float32, cascade),
+		shortcut: make([]float32, shortcut),
+		col:      make([]float32, col),
+		pooled:   make([]float32, m.head.In),
+	}
+}

@@ -1,0 +1,193 @@
+package ops
+
+import "github.com/res2net/res2net/pkg/ops/gemm"
+
+// Conv2d is a 2-D convolution of one CHW image with a square kernel, no
+// dilation and no groups: all that Res2Net needs. The bias, ReLU and an
+// optional residual are applied in the GEMM epilogue, so a conv followed by
+// BatchNorm (folded, see BatchNorm.FoldInto), ReLU and a residual add costs a
+// single pass over the output.
+type Conv2d struct {
+	InC, OutC int
+	Kernel    int // kernel height and width
+	Stride    int
+	Pad       int       // zero padding on every side
+	Weight    []float32 // OutC x InC x Kernel x Kernel, PyTorch's layout
+	Bias      []float32 // OutC values, or nil
+	ReLU      bool      // clamp at zero after bias and residual
+}
+
+// OutSize returns the output height and width for an h x w input.
+func (c *Conv2d) OutSize(h, w int) (oh, ow int) {
+	return (h+2*c.Pad-c.Kernel)/c.Stride + 1, (w+2*c.Pad-c.Kernel)/c.Stride + 1
+}
+
+// direct reports whether the input image already is the GEMM's B matrix
+// (InC x H*W): a 1x1 kernel at stride 1 without padding reads every input
+// pixel once, in place.
+func (c *Conv2d) direct() bool { return c.Kernel == 1 && c.Stride == 1 && c.Pad == 0 }
+
+// ColSize is the length of the scratch buffer Forward needs for an h x w
+// input: 0 when the input is used directly, else the im2col matrix
+// (InC*Kernel*Kernel x OH*OW; for a strided 1x1 conv that is just the
+// subsampled input).
+func (c *Conv2d) ColSize(h, w int) int {
+	if c.direct() {
+		return 0
+	}
+	oh, ow := c.OutSize(h, w)
+	return c.InC * c.Kernel * c.Kernel * oh * ow
+}
+
+// Forward computes dst (OutC x OH x OW) from src (InC x h x w), adding
+// residual (shaped like dst) when it is not nil. col is caller-owned scratch
+// of at least ColSize(h, w) values, so that repeated calls allocate nothing.
+// The slices may be longer than needed (workspaces are sized for the largest
+// layer) and may be channel ranges of larger images; dst must not overlap
+// src, residual or col.
+func (c *Conv2d) Forward(dst, src []float32, h, w int, residual, col []float32) {
+	oh, ow := c.OutSize(h, w)
+	n := oh * ow
+	k := c.InC * c.Kernel * c.Kernel
+	b := src[:c.InC*h*w]
+	if !c.direct() {
+		b = col[:k*n]
+		im2col(b, src, c.InC, h, w, c.Kernel, c.Stride, c.Pad, oh, ow)
+	}
+	ep := gemm.Epilogue{Bias: c.Bias, ReLU: c.ReLU}
+	if residual != nil {
+		ep.Residual, ep.LDR = residual[:c.OutC*n], n
+	}
+	gemm.Fused(c.OutC, n, k, c.Weight[:c.OutC*k], k, b, n, dst[:c.OutC*n], n, ep)
+}
+
+// im2col writes the receptive fields of src (c x h x w) as the columns of
+// col, a (c*k*k) x (oh*ow) matrix: row (ci*k+ky)*k+kx holds input pixel
+// (ci, oy*stride-pad+ky, ox*stride-pad+kx) for every output pixel (oy, ox),
+// or zero where that falls in the padding. The row order is the order of
+// PyTorch's weight layout, so the weights serve as the GEMM's A unchanged.
+// With k == 1 and no padding this is plain subsampling.
+func im2col(col, src []float32, c, h, w, k, stride, pad, oh, ow int) {
+	same := stride == 1 && oh == h && ow == w
+	i := 0
+	for ci := range c {
+		plane := src[ci*h*w : (ci+1)*h*w]
+		for ky := range k {
+			for kx := range k {
+				row := col[i : i+oh*ow]
+				i += oh * ow
+				if same {
+					shifted(row, plane, w, ky-pad, kx-pad)
+				} else {
+					gather(row, plane, h, w, ky-pad, kx-pad, stride, oh, ow)
+				}
+			}
+		}
+	}
+}
+
+// shifted fills row (h*w values) with plane shifted by dy rows and dx
+// columns, zero where the source is outside the image: one im2col row of a
+// stride-1 conv whose output is as large as its input, such as the 3x3
+// convs of the multi-scale unit. In row-major order the shift is a single
+// offset, so it is one copy plus zeroing the columns that wrapped around.
+func shifted(row, plane []float32, w, dy, dx int) {
+	n := len(row)
+	d := dy*w + dx // row[j] = plane[j+d]
+	lo, hi := max(0, -d), min(n, n-d)
+	if hi <= lo {
+		clear(row)
+		return
+	}
+	copy(row[lo:hi], plane[lo+d:hi+d])
+	clear(row[:lo])
+	clear(row[hi:])
+	switch {
+	case dx > 0: // the last dx columns read the next image row
+		for y := w - min(dx, w); y < n; y += w {
+			clear(row[y:min(y+dx, n)])
+		}
+	case dx < 0: // the first -dx columns read the previous image row
+		for y := 0; y < n; y += w {
+			clear(row[y:min(y-dx, y+w)])
+		}
+	}
+}
+
+// gather fills row (oh*ow values) with the input pixels at
+// (oy*stride+dy, ox*stride+dx), zero outside the image: one im2col row in
+// the general case.
+func gather(row, plane []float32, h, w, dy, dx, stride, oh, ow int) {
+	// Output columns [lo, hi) read inside the image; the rest is padding.
+	lo, hi := inside(ow, w, dx, stride)
+	for oy := range oh {
+		out := row[oy*ow : (oy+1)*ow]
+		iy := oy*stride + dy
+		if iy < 0 || iy >= h {
+			clear(out)
+			continue
+		}
+		in := plane[iy*w : (iy+1)*w]
+		clear(out[:lo])
+		clear(out[hi:])
+		ix := lo*stride + dx
+		if stride == 1 {
+			copy(out[lo:hi], in[ix:])
+			continue
+		}
+		for ox := lo; ox < hi; ox++ {
+			out[ox] = in[ix]
+			ix += stride
+		}
+	}
+}
+
+// inside returns the range [lo, hi) of output positions o in [0, n) whose
+// input position o*stride+off lies in [0, size). Computing it once per row
+// keeps bounds checks out of the inner loops of im2col and the pools.
+func inside(n, size, off, stride int) (lo, hi int) {
+	if off < 0 {
+		lo = (-off + stride - 1) / stride
+	}
+	if last := size - 1 - off; last >= 0 {
+		hi = last/stride + 1
+	}
+	hi = min(hi, n)
+	return min(lo, hi), hi
+}
+
+// Conv2dRef is the plain definition of a convolution of the N x C x H x W
+// tensor x with weight (OutC x C x K x K) and optional bias, accumulated in
+// float64. It is the yardstick for Conv2d and is far too slow for inference.
+func Conv2dRef(x, weight *Tensor, bias []float32, stride, pad int) *Tensor {
+	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	oc, k := weight.Shape[0], weight.Shape[2]
+	oh, ow := (h+2*pad-k)/stride+1, (w+2*pad-k)/stride+1
+	out := New(n, oc, oh, ow)
+	for b := range n {
+		for o := range oc {
+			for oy := range oh {
+				for ox := range ow {
+					var s float64
+					if bias != nil {
+						s = float64(bias[o])
+					}
+					for ci := range c {
+						for ky := range k {
+							for kx := range k {
+								iy, ix := oy*stride-pad+ky, ox*stride-pad+kx
+								if iy < 0 || iy >= h || ix < 0 || ix >= w {
+									continue
+								}
+								s += float64(x.Data[((b*c+ci)*h+iy)*w+ix]) *
+									float64(weight.Data[((o*c+ci)*k+ky)*k+kx])
+							}
+						}
+					}
+					out.Data[((b*oc+o)*oh+oy)*ow+ox] = float32(s)
+				}
+			}
+		}
+	}
+	return out
+}

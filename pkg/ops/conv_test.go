@@ -1,0 +1,172 @@
+package ops
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestConv2dMatchesReference(t *testing.T) {
+	tests := []struct {
+		n, inC, outC, h, w, k, stride, pad int
+		bias, relu, residual               bool
+	}{
+		{n: 2, inC: 5, outC: 7, h: 9, w: 11, k: 1, stride: 1, pad: 0},
+		{n: 3, inC: 5, outC: 7, h: 9, w: 11, k: 1, stride: 1, pad: 0, bias: true, relu: true, residual: true},
+		{n: 2, inC: 6, outC: 4, h: 9, w: 7, k: 1, stride: 2, pad: 0, bias: true},
+		{n: 2, inC: 6, outC: 4, h: 8, w: 10, k: 1, stride: 2, pad: 0, residual: true},
+		{n: 2, inC: 3, outC: 5, h: 7, w: 9, k: 3, stride: 1, pad: 1, bias: true, relu: true},
+		{n: 2, inC: 3, outC: 5, h: 7, w: 9, k: 3, stride: 2, pad: 1, bias: true, relu: true},
+		{n: 2, inC: 4, outC: 3, h: 10, w: 8, k: 3, stride: 2, pad: 1},
+		{n: 1, inC: 2, outC: 3, h: 6, w: 6, k: 3, stride: 1, pad: 0, residual: true},
+		{n: 2, inC: 3, outC: 8, h: 13, w: 11, k: 7, stride: 2, pad: 3, bias: true, relu: true},
+		{n: 2, inC: 2, outC: 3, h: 3, w: 2, k: 7, stride: 2, pad: 3},
+		{n: 2, inC: 3, outC: 2, h: 1, w: 1, k: 3, stride: 2, pad: 1, bias: true},
+		{n: 2, inC: 26, outC: 26, h: 14, w: 14, k: 3, stride: 1, pad: 1, bias: true, relu: true},
+		{n: 2, inC: 2, outC: 3, h: 1, w: 1, k: 3, stride: 1, pad: 1},
+		{n: 2, inC: 2, outC: 3, h: 2, w: 1, k: 3, stride: 1, pad: 1, bias: true},
+		{n: 1, inC: 2, outC: 3, h: 1, w: 3, k: 3, stride: 1, pad: 1},
+		{n: 2, inC: 3, outC: 4, h: 7, w: 2, k: 5, stride: 1, pad: 2, residual: true},
+		{n: 2, inC: 3, outC: 4, h: 6, w: 9, k: 5, stride: 1, pad: 2, relu: true},
+	}
+	for _, tc := range tests {
+		name := fmt.Sprintf("n%d_%dto%d_%dx%d_k%d_s%d_p%d_b%v_r%v_res%v", tc.n, tc.inC, tc.outC, tc.h, tc.w,
+			tc.k, tc.stride, tc.pad, tc.bias, tc.relu, tc.residual)
+		t.Run(name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(tc.k*100+tc.h)))
+			// The input images are the middle channels of wider images and the
+			// outputs go to the middle of wider images, as Res2Net's splits do.
+			const extra = 2
+			x := randTensor(rng, tc.n, tc.inC+2*extra, tc.h, tc.w)
+			weight := randTensor(rng, tc.outC, tc.inC, tc.k, tc.k)
+			conv := Conv2d{InC: tc.inC, OutC: tc.outC, Kernel: tc.k, Stride: tc.stride, Pad: tc.pad,
+				Weight: weight.Data, ReLU: tc.relu}
+			if tc.bias {
+				conv.Bias = randTensor(rng, tc.outC).Data
+			}
+			oh, ow := conv.OutSize(tc.h, tc.w)
+			var res *Tensor
+			if tc.residual {
+				res = randTensor(rng, tc.n, tc.outC, oh, ow)
+			}
+
+			// Reference: the middle channels, convolved, then residual and ReLU.
+			inner := New(tc.n, tc.inC, tc.h, tc.w)
+			hw := tc.h * tc.w
+			for b := range tc.n {
+				copy(inner.Data[b*tc.inC*hw:], x.Data[(b*(tc.inC+2*extra)+extra)*hw:][:tc.inC*hw])
+			}
+			want := Conv2dRef(inner, weight, conv.Bias, tc.stride, tc.pad)
+			if res != nil {
+				Add(want.Data, want.Data, res.Data)
+			}
+			if tc.relu {
+				ReLU(want.Data)
+			}
+
+			got := New(tc.n, tc.outC+2*extra, oh, ow)
+			fill(got.Data, -7)
+			col := make([]float32, conv.ColSize(tc.h, tc.w)+5)
+			ohw := oh * ow
+			for b := range tc.n {
+				fill(col, float32(nan()))
+				src := x.Data[(b*(tc.inC+2*extra)+extra)*hw : (b*(tc.inC+2*extra)+extra+tc.inC)*hw]
+				dst := got.Data[(b*(tc.outC+2*extra)+extra)*ohw:]
+				var r []float32
+				if res != nil {
+					r = res.Data[b*tc.outC*ohw:]
+				}
+				conv.Forward(dst, src, tc.h, tc.w, r, col)
+			}
+			for b := range tc.n {
+				img := got.Data[b*(tc.outC+2*extra)*ohw : (b+1)*(tc.outC+2*extra)*ohw]
+				for i, v := range img[:extra*ohw] {
+					if v != -7 || img[len(img)-1-i] != -7 {
+						t.Fatalf("image %d: Forward wrote outside its channel range", b)
+					}
+				}
+				assertClose(t, fmt.Sprintf("image %d", b), img[extra*ohw:(extra+tc.outC)*ohw],
+					want.Data[b*tc.outC*ohw:(b+1)*tc.outC*ohw], 1e-5)
+			}
+		})
+	}
+}
+
+func TestConv2dColSize(t *testing.T) {
+	tests := []struct {
+		conv Conv2d
+		want int
+	}{
+		{Conv2d{InC: 8, Kernel: 1, Stride: 1}, 0},
+		{Conv2d{InC: 8, Kernel: 1, Stride: 2}, 8 * 5 * 5},
+		{Conv2d{InC: 8, Kernel: 3, Stride: 1, Pad: 1}, 8 * 9 * 9 * 9},
+		{Conv2d{InC: 3, Kernel: 7, Stride: 2, Pad: 3}, 3 * 49 * 5 * 5},
+	}
+	for _, tc := range tests {
+		if got := tc.conv.ColSize(9, 9); got != tc.want {
+			t.Errorf("%+v: ColSize(9, 9) = %d, want %d", tc.conv, got, tc.want)
+		}
+	}
+}
+
+func TestInside(t *testing.T) {
+	// Brute force over small geometries: [lo, hi) must be exactly the outputs
+	// whose input falls in the image.
+	for n := range 6 {
+		for size := range 6 {
+			for off := -4; off <= 4; off++ {
+				for stride := 1; stride <= 3; stride++ {
+					lo, hi := inside(n, size, off, stride)
+					for o := range n {
+						in := o*stride+off >= 0 && o*stride+off < size
+						if in != (o >= lo && o < hi) {
+							t.Fatalf("inside(%d, %d, %d, %d) = [%d, %d), wrong at %d", n, size, off, stride, lo, hi, o)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// benchConv times one image through conv, reporting the GEMM rate.
+func benchConv(b *testing.B, conv Conv2d, h, w int) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	conv.Weight = randTensor(rng, conv.OutC, conv.InC, conv.Kernel, conv.Kernel).Data
+	conv.Bias = randTensor(rng, conv.OutC).Data
+	conv.ReLU = true
+	oh, ow := conv.OutSize(h, w)
+	src := randTensor(rng, conv.InC, h, w).Data
+	dst := make([]float32, conv.OutC*oh*ow)
+	col := make([]float32, conv.ColSize(h, w))
+	macs := float64(conv.OutC * conv.InC * conv.Kernel * conv.Kernel * oh * ow)
+	for b.Loop() {
+		conv.Forward(dst, src, h, w, nil, col)
+	}
+	b.ReportMetric(macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
+}
+
+func BenchmarkConv1x1(b *testing.B) {
+	// features.4.1.conv.0: 256 -> 104 channels at 56x56.
+	benchConv(b, Conv2d{InC: 256, OutC: 104, Kernel: 1, Stride: 1}, 56, 56)
+}
+
+func BenchmarkConv1x1Stride2(b *testing.B) {
+	// features.5.0.downsample.0: 256 -> 512 channels, 56x56 -> 28x28.
+	benchConv(b, Conv2d{InC: 256, OutC: 512, Kernel: 1, Stride: 2}, 56, 56)
+}
+
+func BenchmarkConv3x3(b *testing.B) {
+	// A branch of features.4.B.conv.3: 26 -> 26 channels at 56x56.
+	benchConv(b, Conv2d{InC: 26, OutC: 26, Kernel: 3, Stride: 1, Pad: 1}, 56, 56)
+}
+
+func BenchmarkConv3x3Deep(b *testing.B) {
+	// A branch of features.7.B.conv.3: 208 -> 208 channels at 7x7.
+	benchConv(b, Conv2d{InC: 208, OutC: 208, Kernel: 3, Stride: 1, Pad: 1}, 7, 7)
+}
+
+func BenchmarkConvStem(b *testing.B) {
+	// features.0: 3 -> 64 channels, 7x7 stride 2 at 224x224.
+	benchConv(b, Conv2d{InC: 3, OutC: 64, Kernel: 7, Stride: 2, Pad: 3}, 224, 224)
+}

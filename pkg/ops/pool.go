@@ -1,0 +1,164 @@
+package ops
+
+import "math"
+
+// Pool2d is the geometry of a square pooling window over CHW images.
+// Windows never extend past the padded input (no ceil mode), and every window
+// holds at least one input pixel when Pad < Kernel, as PyTorch requires.
+type Pool2d struct {
+	Kernel, Stride, Pad int
+}
+
+// OutSize returns the output height and width for an h x w input.
+func (p Pool2d) OutSize(h, w int) (oh, ow int) {
+	return (h+2*p.Pad-p.Kernel)/p.Stride + 1, (w+2*p.Pad-p.Kernel)/p.Stride + 1
+}
+
+// Max computes max pooling of src (c x h x w) into dst (c x OH x OW); the
+// padding never wins, as in PyTorch's MaxPool2d.
+func (p Pool2d) Max(dst, src []float32, c, h, w int) {
+	oh, ow := p.OutSize(h, w)
+	lo, hi := p.interior(ow, w)
+	for ch := range c {
+		plane := src[ch*h*w : (ch+1)*h*w]
+		for oy := range oh {
+			out := dst[(ch*oh+oy)*ow : (ch*oh+oy+1)*ow]
+			y0, y1 := p.rows(oy, h)
+			fast := p.Kernel == 3 && y1-y0 == 3
+			for ox := range out {
+				x0 := ox*p.Stride - p.Pad
+				if fast && ox >= lo && ox < hi {
+					a, b, c := taps3(plane, y0*w+x0, w)
+					// A balanced tree: the builtin max is a chain of several
+					// instructions, so a depth of 4 instead of 8 halves the latency.
+					out[ox] = max(max(max(a[0], a[1]), max(a[2], b[0])), max(max(b[1], b[2]), max(c[0], c[1])), c[2])
+					continue
+				}
+				m := float32(math.Inf(-1))
+				for y := y0; y < y1; y++ {
+					for _, v := range plane[y*w+max(x0, 0) : y*w+min(x0+p.Kernel, w)] {
+						m = max(m, v)
+					}
+				}
+				out[ox] = m
+			}
+		}
+	}
+}
+
+// Avg computes average pooling of src (c x h x w) into dst (c x OH x OW)
+// with PyTorch's default count_include_pad=True: padding counts as zeros, so
+// every window, border ones included, divides by Kernel*Kernel (windows never
+// extend past the padded input).
+func (p Pool2d) Avg(dst, src []float32, c, h, w int) {
+	oh, ow := p.OutSize(h, w)
+	lo, hi := p.interior(ow, w)
+	scale := 1 / float32(p.Kernel*p.Kernel)
+	for ch := range c {
+		plane := src[ch*h*w : (ch+1)*h*w]
+		for oy := range oh {
+			out := dst[(ch*oh+oy)*ow : (ch*oh+oy+1)*ow]
+			y0, y1 := p.rows(oy, h)
+			fast := p.Kernel == 3 && y1-y0 == 3
+			for ox := range out {
+				x0 := ox*p.Stride - p.Pad
+				if fast && ox >= lo && ox < hi {
+					a, b, c := taps3(plane, y0*w+x0, w)
+					out[ox] = ((a[0] + a[1] + a[2]) + (b[0] + b[1] + b[2]) + (c[0] + c[1] + c[2])) * scale
+					continue
+				}
+				var s float32
+				for y := y0; y < y1; y++ {
+					for _, v := range plane[y*w+max(x0, 0) : y*w+min(x0+p.Kernel, w)] {
+						s += v
+					}
+				}
+				out[ox] = s * scale
+			}
+		}
+	}
+}
+
+// rows returns the input rows [y0, y1) of output row oy, clipped to the image.
+func (p Pool2d) rows(oy, h int) (y0, y1 int) {
+	y0 = oy*p.Stride - p.Pad
+	return max(y0, 0), min(y0+p.Kernel, h)
+}
+
+// interior returns the output columns [lo, hi) whose windows lie inside
+// the w input columns. Windows there (in rows clear of the padding too) take
+// the unrolled 3x3 path of the network's pools; the rest are clipped.
+func (p Pool2d) interior(ow, w int) (lo, hi int) {
+	return inside(ow, w-p.Kernel+1, -p.Pad, p.Stride)
+}
+
+// taps3 returns the three rows of the 3x3 window whose top-left input pixel
+// is at offset i of a plane w pixels wide, as 3-element slices so the
+// compiler checks bounds once per row.
+func taps3(plane []float32, i, w int) (a, b, c []float32) {
+	return plane[i : i+3 : i+3], plane[i+w : i+w+3 : i+w+3], plane[i+2*w : i+2*w+3 : i+2*w+3]
+}
+
+// MaxPool2dRef is the plain definition of max pooling of an N x C x H x W
+// tensor: every tap of every window tested against the image bounds.
+func MaxPool2dRef(x *Tensor, p Pool2d) *Tensor {
+	return poolRef(x, p, func(taps []float64, _ int) float64 {
+		m := math.Inf(-1)
+		for _, v := range taps {
+			m = math.Max(m, v)
+		}
+		return m
+	})
+}
+
+// AvgPool2dRef is the plain definition of average pooling of an
+// N x C x H x W tensor with count_include_pad=True, dividing each window's sum
+// by its size clipped to the padded input, as PyTorch computes it.
+func AvgPool2dRef(x *Tensor, p Pool2d) *Tensor {
+	return poolRef(x, p, func(taps []float64, count int) float64 {
+		var s float64
+		for _, v := range taps {
+			s += v
+		}
+		return s / float64(count)
+	})
+}
+
+// poolRef visits every window of x and reduces its in-image taps with
+// reduce, which also gets the window's area inside the padded input.
+func poolRef(x *Tensor, p Pool2d, reduce func(taps []float64, count int) float64) *Tensor {
+	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	oh, ow := p.OutSize(h, w)
+	out := New(n, c, oh, ow)
+	taps := make([]float64, 0, p.Kernel*p.Kernel)
+	for img := range n * c {
+		for oy := range oh {
+			for ox := range ow {
+				ys, xs := oy*p.Stride-p.Pad, ox*p.Stride-p.Pad
+				ye, xe := min(ys+p.Kernel, h+p.Pad), min(xs+p.Kernel, w+p.Pad)
+				taps = taps[:0]
+				for y := ys; y < ys+p.Kernel; y++ {
+					for xx := xs; xx < xs+p.Kernel; xx++ {
+						if y >= 0 && y < h && xx >= 0 && xx < w {
+							taps = append(taps, float64(x.Data[(img*h+y)*w+xx]))
+						}
+					}
+				}
+				out.Data[(img*oh+oy)*ow+ox] = float32(reduce(taps, (ye-ys)*(xe-xs)))
+			}
+		}
+	}
+	return out
+}
+
+// GlobalAvgPool averages each of the c planes of hw values in src into
+// dst[ch], accumulating in float64.
+func GlobalAvgPool(dst, src []float32, c, hw int) {
+	for ch := range c {
+		var s float64
+		for _, v := range src[ch*hw : (ch+1)*hw] {
+			s += float64(v)
+		}
+		dst[ch] = float32(s / float64(hw))
+	}
+}
