@@ -11,7 +11,7 @@ Writes:
   testdata/ops/     per-operator input/parameter/output .npy files computed with
                     torch.nn.functional, plus ops/manifest.json.
   testdata/photos/  small public-domain photos from python3-skimage in several
-                    formats, Pillow's decoded pixels, torchvision's eval tensor
+                    formats, Pillow's decoded pixels, torchvision's resized crop
                     and the tiny model's logits, plus photos/manifest.json.
 
 See testdata/README.md for the list of files. Needs Debian's python3-torch,
@@ -252,7 +252,7 @@ SOURCES = {
 
 # (file name, source, how to write it, lossless w.r.t. the resized source).
 # Files sharing a source and decoding to the same pixels share one set of
-# <source>.rgb/.tensor/.logits fixtures; the script asserts that they do.
+# <source>.rgb/.crop/.logits fixtures; the script asserts that they do.
 PHOTO_FILES = [
     ("astronaut.jpg", "astronaut", "jpeg_baseline_420_q90", False),
     ("astronaut.progressive.jpg", "astronaut", "jpeg_progressive_420_q90", False),
@@ -327,11 +327,26 @@ def _write_photo(im, path, how):
 
 
 def torchvision_tensor(path):
-    """The published eval transform, exactly as torchvision applies it."""
+    """The published eval transform, exactly as torchvision applies it, and
+    the uint8 224x224x3 crop it normalises (Resize + CenterCrop only).
+
+    The crop is what gets committed: ToTensor divides uint8 values by 255, so
+    the crop holds the tensor exactly at a quarter of the size; the script
+    asserts that normalising it in float32 gives the tensor bit for bit.
+    """
     from PIL import Image
+    from torchvision import transforms as T
 
     with Image.open(path) as im:
-        return reference.eval_transform()(im.convert("RGB"))
+        rgb = im.convert("RGB")
+        tensor = reference.eval_transform()(rgb)
+        crop = T.Compose(reference.eval_transform().transforms[:2])(rgb)
+    crop = np.asarray(crop)
+    mean = torch.tensor(reference.IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(reference.IMAGENET_STD).view(3, 1, 1)
+    again = (torch.from_numpy(crop.copy()).permute(2, 0, 1).float() / 255 - mean) / std
+    assert torch.equal(again, tensor), f"{path}: crop does not reproduce the tensor"
+    return tensor, crop
 
 
 def make_photos(out, model):
@@ -352,11 +367,11 @@ def make_photos(out, model):
             assert np.array_equal(done[src_name], rgb), f"{name} decodes differently"
         else:
             done[src_name] = rgb
-            tensor = torchvision_tensor(path)
+            tensor, crop = torchvision_tensor(path)
             with torch.no_grad():
                 logits = model(tensor.unsqueeze(0))
             save_npy(os.path.join(out, f"{src_name}.rgb.npy"), rgb)
-            save_npy(os.path.join(out, f"{src_name}.tensor.npy"), tensor.numpy())
+            save_npy(os.path.join(out, f"{src_name}.crop.npy"), crop)
             save_npy(os.path.join(out, f"{src_name}.logits.npy"), logits.numpy())
         entries.append(dict(
             file=name,
@@ -369,7 +384,7 @@ def make_photos(out, model):
             lossless=lossless,
             exif_orientation=exif,
             rgb=f"{src_name}.rgb.npy",
-            tensor=f"{src_name}.tensor.npy",
+            crop=f"{src_name}.crop.npy",
             logits=f"{src_name}.logits.npy",
             source=dict(package="python3-skimage", package_version=skimage_version,
                         path=src["path"], loader=src["loader"], crop_box=src["box"],
@@ -379,7 +394,8 @@ def make_photos(out, model):
         transform="Image.open(p).convert('RGB') -> Resize(232, BILINEAR) -> CenterCrop(224)"
                   " -> ToTensor -> Normalize(ImageNet mean/std)",
         rgb="Pillow Image.open(p).convert('RGB') as uint8 HxWx3",
-        tensor="torchvision eval transform output, float32 3x224x224",
+        crop="torchvision Resize(232) + CenterCrop(224) of the RGB image, uint8 224x224x3;"
+             " ToTensor + Normalize of it is the eval tensor, bit for bit",
         logits="testdata/tiny model (tiny_legacy.pth) on the tensor, float32 1x10",
         files=entries,
     )
@@ -449,9 +465,11 @@ decodes (Pillow `Image.open(p).convert("RGB")`) to the same pixels (the
 script asserts it), so the fixtures are per source:
 
 - `<s>.rgb.npy`: uint8 H x W x 3, Pillow's `convert("RGB")` pixels.
-- `<s>.tensor.npy`: float32 3x224x224, torchvision's eval transform
-  (Resize(232, BILINEAR), CenterCrop(224), ToTensor, Normalize(ImageNet)).
-- `<s>.logits.npy`: float32 1x10, the tiny model on that tensor.
+- `<s>.crop.npy`: uint8 224x224x3, torchvision's Resize(232, BILINEAR) +
+  CenterCrop(224) of those pixels. ToTensor (/255) + Normalize(ImageNet) of
+  it in float32 is the eval tensor bit for bit (the script asserts it); the
+  crop is committed instead of the float32 tensor at a quarter of the size.
+- `<s>.logits.npy`: float32 1x10, the tiny model on the eval tensor.
 
 `photos/manifest.json` lists every photo file with its format, encoding,
 Pillow mode, size, lossless flag, EXIF orientation and fixture names, and the

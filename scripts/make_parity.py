@@ -30,7 +30,7 @@ import torch
 sys.dont_write_bytecode = True  # keep scripts/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference  # noqa: E402
-from make_fixtures import TESTDATA, save_legacy, save_npy  # noqa: E402
+from make_fixtures import TESTDATA, save_legacy, save_npy, torchvision_tensor  # noqa: E402
 
 FULL_SEED = 20240602
 FULL_CALIB_SHAPE = (4, 3, 224, 224)
@@ -51,9 +51,7 @@ def main():
     photos_dir = os.path.join(TESTDATA, "photos")
     with open(os.path.join(photos_dir, "manifest.json")) as f:
         files = json.load(f)["files"]
-    tensors = torch.stack(
-        [torch.from_numpy(np.load(os.path.join(photos_dir, e["tensor"]))) for e in files]
-    )
+    tensors = torch.stack([torchvision_tensor(os.path.join(photos_dir, e["file"]))[0] for e in files])
     with torch.no_grad():
         logits = model(x)
         photo_logits = model(tensors)
