@@ -42,8 +42,9 @@ func Threads() int { return int(threads.Load()) }
 
 // Fused computes C = A*B followed by ep, where A is m x k (leading dimension
 // lda), B is k x n (ldb) and C is m x n (ldc), all row-major. C is
-// overwritten, not accumulated into. It panics if a dimension is negative
-// or a slice is too short for its shape, like gonum's BLAS.
+// overwritten, not accumulated into, and must not overlap A, B or the
+// residual. It uses up to Threads() goroutines. It panics if a dimension
+// is negative or a slice is too short for its shape, like gonum's BLAS.
 func Fused(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
 	checkMatrix("A", m, k, a, lda)
 	checkMatrix("B", k, n, b, ldb)

@@ -1,0 +1,63 @@
+package gemm
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// benchShapes runs f on every network shape at each number of goroutines
+// and reports GFLOP/s (2 flops per multiply-add). Both Threads and
+// GOMAXPROCS are set, so that gonum, which sizes its pool by GOMAXPROCS,
+// gets the same cores.
+func benchShapes(b *testing.B, threads []int, f func(s shape, a, bm, c []float32)) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, s := range networkShapes {
+		a := randSlice(rng, s.m*s.k)
+		bm := randSlice(rng, s.k*s.n)
+		c := make([]float32, s.m*s.n)
+		for _, t := range threads {
+			b.Run(fmt.Sprintf("%dx%dx%d/t%d", s.m, s.n, s.k, t), func(b *testing.B) {
+				defer SetThreads(Threads())
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
+				SetThreads(t)
+				for b.Loop() {
+					f(s, a, bm, c)
+				}
+				b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkFused is the public entry point, with the kernels this CPU
+// selects, at one and two goroutines.
+func BenchmarkFused(b *testing.B) {
+	benchShapes(b, []int{1, 2}, func(s shape, a, bm, c []float32) {
+		Fused(s.m, s.n, s.k, a, s.k, bm, s.n, c, s.n, Epilogue{})
+	})
+}
+
+// BenchmarkKernel forces each kernel this CPU has on every shape, on one
+// goroutine, to compare them.
+func BenchmarkKernel(b *testing.B) {
+	for _, kn := range kernels {
+		b.Run(kn.name, func(b *testing.B) {
+			benchShapes(b, []int{1}, func(s shape, a, bm, c []float32) {
+				t := task{problem: problem{m: s.m, n: s.n, k: s.k, a: a, lda: s.k, b: bm, ldb: s.n, c: c, ldc: s.n, alpha: 1}}
+				runWith(&t, kn, 1)
+			})
+		})
+	}
+}
+
+// BenchmarkGonum is gonum's own Sgemm on the same shapes, for comparison.
+func BenchmarkGonum(b *testing.B) {
+	benchShapes(b, []int{1, 2}, func(s shape, a, bm, c []float32) {
+		gonum.Implementation{}.Sgemm(blas.NoTrans, blas.NoTrans, s.m, s.n, s.k, 1, a, s.k, bm, s.n, 0, c, s.n)
+	})
+}

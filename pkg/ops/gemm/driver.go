@@ -1,0 +1,480 @@
+package gemm
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// problem is one multiplication C = alpha*op(A)*op(B) (+ C when accumulate),
+// followed by ep, where op transposes its operand when the flag is set.
+// op(A) is m x k, op(B) is k x n, all matrices are row-major.
+type problem struct {
+	m, n, k    int
+	a          []float32
+	lda        int
+	transA     bool
+	b          []float32
+	ldb        int
+	transB     bool
+	c          []float32
+	ldc        int
+	alpha      float32
+	accumulate bool
+	ep         Epilogue
+}
+
+// task is a problem being computed, shared with the workers: the output
+// is cut into chunks of whole tiles along one dimension, which the caller
+// and any workers it recruits claim one at a time.
+type task struct {
+	problem
+	plan
+	splitM bool         // chunks are row ranges, else column ranges
+	tiles  int          // tiles along the split dimension
+	chunks int          // chunks the tiles are dealt into
+	next   atomic.Int64 // the next chunk to claim
+	wg     sync.WaitGroup
+}
+
+// tasks recycles tasks: workers need a pointer to the task, so it lives on
+// the heap, and pooling keeps calls free of allocations.
+var tasks = sync.Pool{New: func() any { return new(task) }}
+
+// solve computes p with the best kernel for this CPU on up to Threads()
+// goroutines.
+func solve(p problem) {
+	t := tasks.Get().(*task)
+	t.problem = p
+	runWith(t, best, Threads())
+	t.problem, t.plan = problem{}, plan{} // drop the caller's slices before pooling
+	tasks.Put(t)
+}
+
+// A chunk is at least this many multiply-adds, so that the packing each
+// chunk repeats and the cost of handing it over stay small against its
+// work. (A variable so that tests can split small problems.)
+var minChunkWork = 1 << 21
+
+// chunksPerThread is how many chunks each goroutine gets on average: more
+// than one, so that a worker that starts late, or a core that is busy with
+// something else, delays the call by less than a whole share.
+const chunksPerThread = 4
+
+// runWith computes t with kernel kn (or kn.small if that fits) on up to
+// threads goroutines.
+//
+// The output is split along m when n < m and along n otherwise: each
+// column chunk repacks A, so the smaller operand is the one repeated, and
+// row chunks share one packing of B when it fits in a single block. The
+// caller starts on the chunks at once and recruits idle workers as it
+// goes; waking a worker takes tens of microseconds, and the caller does
+// not wait for it.
+func runWith(t *task, kn *kernel, threads int) {
+	p := &t.problem
+	if kn.small != nil && p.n <= kn.small.nr && !p.transA && p.alpha == 1 {
+		kn = kn.small
+	}
+	t.plan = p.newPlan(kn)
+	t.splitM = p.n < p.m
+	t.tiles = (p.n + kn.nr - 1) / kn.nr
+	if t.splitM {
+		t.tiles = (p.m + kn.mr - 1) / kn.mr
+	}
+	threads = min(threads, maxThreads)
+	t.chunks = min(threads*chunksPerThread, t.tiles, p.m*p.n*p.k/minChunkWork)
+	if threads <= 1 || t.chunks < 2 {
+		p.block(&t.plan, 0, p.m, 0, p.n)
+		return
+	}
+	var shared *workspace
+	if t.splitM && t.nc >= p.n && !t.inPlaceB {
+		shared = wsPool.Get().(*workspace)
+		shared.b = grow(shared.b, t.nk*t.kc*t.nc)
+		for pk := 0; pk < t.nk; pk++ {
+			pc := pk * t.kc
+			t.halfB = p.packBlock(kn, shared.b[pk*t.kc*t.nc:], pc, min(t.kc, p.k-pc), 0, p.n)
+		}
+		t.sharedB = shared.b
+	}
+	helpers := workers(threads - 1)
+	t.next.Store(0)
+	// Recruit idle workers while there are chunks left. A worker handed
+	// t may only get to it after the chunks have run out; taking t back
+	// from its mailbox then saves waiting for it to wake up.
+	var recruited [maxThreads]bool
+	for {
+		for i, w := range helpers {
+			if !recruited[i] {
+				recruited[i] = w.offer(t)
+			}
+		}
+		if !t.step() {
+			break
+		}
+	}
+	for i, w := range helpers {
+		if recruited[i] {
+			w.retract()
+		}
+	}
+	t.wg.Wait()
+	if shared != nil {
+		wsPool.Put(shared)
+	}
+}
+
+// step computes the next unclaimed chunk of t, reporting whether there
+// was one.
+func (t *task) step() bool {
+	c := int(t.next.Add(1) - 1)
+	if c >= t.chunks {
+		return false
+	}
+	lo, hi := c*t.tiles/t.chunks, (c+1)*t.tiles/t.chunks
+	if t.splitM {
+		t.block(&t.plan, lo*t.kn.mr, min(hi*t.kn.mr, t.m), 0, t.n)
+	} else {
+		t.block(&t.plan, 0, t.m, lo*t.kn.nr, min(hi*t.kn.nr, t.n))
+	}
+	return true
+}
+
+// help computes chunks of t until there are none left.
+func (t *task) help() {
+	for t.step() {
+	}
+	t.wg.Done()
+}
+
+// maxThreads bounds the goroutines one call uses.
+const maxThreads = 64
+
+// worker is a long-lived goroutine, so that a call starts no goroutines
+// and allocates nothing. Tasks reach it through its mailbox, which holds
+// one task so that offering never blocks.
+type worker struct {
+	mailbox chan *task
+}
+
+// offer puts t in w's mailbox, reporting whether it was empty.
+func (w *worker) offer(t *task) bool {
+	t.wg.Add(1)
+	select {
+	case w.mailbox <- t:
+		return true
+	default:
+		t.wg.Done()
+		return false
+	}
+}
+
+// retract takes back whatever task w has not started yet and computes
+// what is left of it on the calling goroutine (usually nothing).
+func (w *worker) retract() {
+	select {
+	case t := <-w.mailbox:
+		t.help()
+	default:
+	}
+}
+
+// run computes the tasks offered to w.
+func (w *worker) run() {
+	for t := range w.mailbox {
+		t.help()
+	}
+}
+
+var (
+	workersMu  sync.Mutex
+	allWorkers []*worker
+)
+
+// workers returns n workers, starting any that are missing.
+func workers(n int) []*worker {
+	workersMu.Lock()
+	defer workersMu.Unlock()
+	for len(allWorkers) < n {
+		w := &worker{mailbox: make(chan *task, 1)}
+		allWorkers = append(allWorkers, w)
+		go w.run()
+	}
+	return allWorkers[:n]
+}
+
+// workspace holds one goroutine's packed panels; it is recycled through
+// wsPool so that steady-state calls allocate nothing.
+type workspace struct {
+	a, b []float32
+}
+
+var wsPool = sync.Pool{New: func() any { return new(workspace) }}
+
+// grow returns s resized to n values, reallocating only when it is too
+// small.
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// A row panel of A used by at most inPlaceACols column tiles is read in
+// place instead of packed: so few tiles use it that copying would cost
+// more than the cache misses it saves. The deep k blocks this allows also
+// let C be written in one pass. Likewise B, when at most inPlaceBRows row
+// panels use each of its panels; the kernel then prefetches B rows ahead.
+var (
+	inPlaceACols = 1
+	inPlaceBRows = 9
+)
+
+// plan is how a problem is blocked, the same for every chunk of it.
+type plan struct {
+	kn       *kernel
+	kc, nk   int // depth and count of the k slices
+	nc       int // width of the packed B blocks
+	ldp      int // row stride of packed A panels
+	inPlaceA bool
+	inPlaceB bool
+	// sharedB, when not nil, holds B packed for every k slice (slice pk
+	// at pk*kc*nc), shared by all chunks; halfB is packBlock's result.
+	sharedB []float32
+	halfB   bool
+}
+
+// newPlan returns the blocking of p for kernel kn.
+func (p *problem) newPlan(kn *kernel) plan {
+	nr := kn.nr
+	pl := plan{kn: kn}
+	pl.inPlaceA = !p.transA && p.alpha == 1 && p.n <= inPlaceACols*nr
+	pl.inPlaceB = !pl.inPlaceA && !p.transB && (p.m+kn.mr-1)/kn.mr <= inPlaceBRows && kn.runPFB != nil
+	kcMax := kn.kc
+	if pl.inPlaceA {
+		// No A panel to keep in L1: slices as deep as the packed B
+		// allows, with half the L2 budget since A streams through L2 too.
+		kcMax = max(kcMax, l2Block/2/(4*roundUp(p.n, nr)))
+	}
+	pl.kc, pl.nk = split(p.k, kcMax, 1)
+	pl.nc, _ = split(p.n, max(l2Block/(4*pl.kc), nr), nr)
+	if pl.inPlaceB {
+		pl.nc = roundUp(p.n, nr)
+	}
+	// Packed rows get an extra cache line so that power-of-two depths do
+	// not map every row of a panel to the same L1 sets.
+	pl.ldp = roundUp(pl.kc, 16) + 16
+	return pl
+}
+
+// block computes rows [i0, i1) and columns [j0, j1) of C, in kc-deep
+// slices of k.
+//
+// Normally, for each slice, B is packed in kc x nc blocks that stay in L2
+// while every row panel of A (packed on first use, so it is hot when the
+// kernel reads it, and then kept in L1) passes over them. When A or B is
+// read in place, the other operand is packed whole and the loops run so
+// that the operand read in place streams through once.
+func (p *problem) block(pl *plan, i0, i1, j0, j1 int) {
+	kn := pl.kn
+	mr, nr, kc, ldp := kn.mr, kn.nr, pl.kc, pl.ldp
+	m, n := i1-i0, j1-j0
+	panels := (m + mr - 1) / mr
+	if pl.inPlaceA {
+		panels = 1 // only the last, partial panel is packed
+	}
+	ws := wsPool.Get().(*workspace)
+	ws.a = grow(ws.a, panels*mr*ldp)
+	switch {
+	case pl.sharedB != nil:
+	case pl.inPlaceB:
+		ws.b = grow(ws.b, nr*kc) // only the last, partial panel is packed
+	default:
+		ws.b = grow(ws.b, min(pl.nc, roundUp(n, nr))*kc)
+	}
+	t := tiler{p: p, kn: kn, run: kn.run, half: kn.half}
+	for pk := 0; pk < pl.nk; pk++ {
+		t.pc = pk * kc
+		t.kc = min(kc, p.k-t.pc)
+		t.flags = 0
+		if pk > 0 || p.accumulate {
+			t.flags = flagAccumulate
+		}
+		t.last = pk == pl.nk-1
+		if t.last && p.ep.ReLU {
+			t.flags |= flagReLU
+		}
+		if pl.inPlaceB {
+			for ir := i0; ir < i1; ir += mr {
+				p.packAPanel(ws.a[(ir-i0)*ldp:], ldp, mr, ir, min(mr, i1-ir), t.pc, t.kc)
+			}
+			full := n / nr * nr
+			half := p.packBlock(kn, ws.b, t.pc, t.kc, j0+full, n-full)
+			for j := j0; j < j1; j += nr {
+				for ir := i0; ir < i1; ir += mr {
+					a := ws.a[(ir-i0)*ldp:]
+					if j < j0+full {
+						t.inPlaceB(a, ldp, ir, min(mr, i1-ir), j)
+					} else {
+						t.packed(a, ldp, ir, min(mr, i1-ir), j, j1-j, ws.b, half)
+					}
+				}
+			}
+			continue
+		}
+		for jc := j0; jc < j1; jc += pl.nc {
+			ncb := min(pl.nc, j1-jc)
+			bp, half := pl.sharedB, pl.halfB
+			if bp != nil {
+				bp = bp[pk*kc*pl.nc:]
+			} else {
+				bp = ws.b
+				half = p.packBlock(kn, bp, t.pc, t.kc, jc, ncb)
+			}
+			for ir := i0; ir < i1; ir += mr {
+				mrb := min(mr, i1-ir)
+				var a []float32
+				var lda int
+				switch {
+				case pl.inPlaceA && mrb == mr:
+					a, lda = p.a[ir*p.lda+t.pc:], p.lda
+				case pl.inPlaceA:
+					a, lda = ws.a, ldp
+				default:
+					a, lda = ws.a[(ir-i0)*ldp:], ldp
+				}
+				if jc == j0 && lda == ldp {
+					p.packAPanel(a, ldp, mr, ir, mrb, t.pc, t.kc)
+				}
+				for jr := 0; jr < ncb; jr += nr {
+					t.packed(a, lda, ir, mrb, jc+jr, ncb-jr, bp[jr*t.kc:], half)
+				}
+			}
+		}
+	}
+	wsPool.Put(ws)
+}
+
+// tiler runs the kernel on the tiles of one k slice.
+type tiler struct {
+	p         *problem
+	kn        *kernel
+	run, half kernelFunc
+	pc, kc    int  // the k slice
+	flags     int  // kernel flags for the slice
+	last      bool // whether the slice is the last, which applies p.ep
+}
+
+// packed computes the tile at rows [i, i+rows) and columns [j, j+cols) of
+// C, at most kn.nr of them, from the packed B panel b (half-width if half
+// and the tile fits in it).
+func (t *tiler) packed(a []float32, lda, i, rows, j, cols int, b []float32, half bool) {
+	run, width := t.run, t.kn.nr
+	if half && cols <= width/2 {
+		run, width = t.half, width/2
+	}
+	t.call(run, a, lda, &b[0], width, i, rows, j, min(cols, t.kn.nr))
+}
+
+// inPlaceB computes the full-width tile at rows [i, i+rows), columns
+// [j, j+kn.nr) of C, reading B in place.
+func (t *tiler) inPlaceB(a []float32, lda, i, rows, j int) {
+	t.call(t.kn.runPFB, a, lda, &t.p.b[t.pc*t.p.ldb+j], t.p.ldb, i, rows, j, t.kn.nr)
+}
+
+// call runs one kernel on the tile at rows [i, i+rows), columns
+// [j, j+cols) of C.
+func (t *tiler) call(run kernelFunc, a []float32, lda int, b *float32, ldb, i, rows, j, cols int) {
+	p := t.p
+	var bias, res *float32
+	if t.last && p.ep.Bias != nil {
+		bias = &p.ep.Bias[i]
+	}
+	if t.last && p.ep.Residual != nil {
+		res = &p.ep.Residual[i*p.ep.LDR+j]
+	}
+	run(t.kc, &a[0], lda, b, ldb, &p.c[i*p.ldc+j], p.ldc, rows, colMask(cols), t.flags, bias, res, p.ep.LDR)
+}
+
+// roundUp rounds n up to a multiple of align.
+func roundUp(n, align int) int { return (n + align - 1) / align * align }
+
+// split divides n into the fewest chunks of at most max (rounded up to a
+// multiple of align), making them as even as possible. It returns the
+// chunk size and count.
+func split(n, max, align int) (size, count int) {
+	count = (n + max - 1) / max
+	size = roundUp((n+count-1)/count, align)
+	return size, (n + size - 1) / size
+}
+
+// packAPanel copies rows [i, i+rows) and columns [pc, pc+kc) of
+// alpha*op(A) into dst, rows ld values apart, and zeroes the rows up to
+// mr. The kernel computes those rows but never stores them; zeros keep
+// stale values (which might be subnormal, and slow) out of its FMAs.
+func (p *problem) packAPanel(dst []float32, ld, mr, i, rows, pc, kc int) {
+	for r := rows; r < mr; r++ {
+		clear(dst[r*ld : r*ld+kc])
+	}
+	for r := 0; r < rows; r++ {
+		d := dst[r*ld : r*ld+kc]
+		switch {
+		case p.transA:
+			for q := range d {
+				d[q] = p.alpha * p.a[(pc+q)*p.lda+i+r]
+			}
+		case p.alpha != 1:
+			for q, v := range p.a[(i+r)*p.lda+pc : (i+r)*p.lda+pc+kc] {
+				d[q] = p.alpha * v
+			}
+		default:
+			copy(d, p.a[(i+r)*p.lda+pc:])
+		}
+	}
+}
+
+// packBlock packs rows [pc, pc+kc) and columns [j, j+cols) of op(B) into
+// dst as panels of kn.nr columns, each kc rows of kn.nr values, the last
+// one zero-padded. It reports whether the last panel is half-width (rows of
+// kn.nr/2 values, for kn.half), which it is when kn has a half kernel and
+// the panel is at most half full.
+func (p *problem) packBlock(kn *kernel, dst []float32, pc, kc, j, cols int) (half bool) {
+	nr := kn.nr
+	full, rem := cols/nr, cols%nr
+	half = kn.half != nil && rem > 0 && rem <= nr/2
+	lastNR := nr
+	if half {
+		lastNR = nr / 2
+	}
+	if kn.packB != nil && !p.transB {
+		kn.packB(&dst[0], &p.b[pc*p.ldb+j], p.ldb, kc, full, rem, lastNR)
+		return half
+	}
+	for f := 0; f < full; f++ {
+		p.packBPanel(dst[f*nr*kc:], nr, pc, kc, j+f*nr, nr)
+	}
+	if rem > 0 {
+		p.packBPanel(dst[full*nr*kc:], lastNR, pc, kc, j+full*nr, rem)
+	}
+	return half
+}
+
+// packBPanel packs rows [pc, pc+kc) and columns [j, j+cols) of op(B) into
+// dst as kc rows of width values, zero-padding missing columns.
+func (p *problem) packBPanel(dst []float32, width, pc, kc, j, cols int) {
+	dst = dst[:kc*width]
+	if cols < width {
+		clear(dst)
+	}
+	if p.transB {
+		for c := 0; c < cols; c++ {
+			src := p.b[(j+c)*p.ldb+pc : (j+c)*p.ldb+pc+kc]
+			for q, v := range src {
+				dst[q*width+c] = v
+			}
+		}
+		return
+	}
+	for q := 0; q < kc; q++ {
+		copy(dst[q*width:q*width+cols], p.b[(pc+q)*p.ldb+j:])
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !amd64
+
+package gemm
+
+// kernels lists the kernels this CPU can run: only the portable one.
+var kernels = []*kernel{generic}
+
+// best is the kernel Fused uses.
+var best = generic
