@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/res2net/res2net/pkg/ops/gemm"
+
 	"github.com/spf13/cobra"
 )
 
@@ -36,6 +38,7 @@ func runVersion(opts *versionOptions) error {
 			v = info.Main.Version
 		}
 	}
-	_, err := fmt.Fprintf(opts.IO.Out, "res2net %s (%s, %s/%s)\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	_, err := fmt.Fprintf(opts.IO.Out, "res2net %s (%s, %s/%s, %s GEMM kernel)\n",
+		v, runtime.Version(), runtime.GOOS, runtime.GOARCH, gemm.Kernel())
 	return err
 }

@@ -87,3 +87,7 @@ func checkMatrix(name string, rows, cols int, s []float32, ld int) {
 			name, len(s), (rows-1)*ld+cols, rows, cols, ld))
 	}
 }
+
+// Kernel names the micro-kernel Fused runs on this CPU ("avx512", "avx2"
+// or "generic"), for version output and benchmark reports.
+func Kernel() string { return best.name }
