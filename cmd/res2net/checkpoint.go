@@ -21,6 +21,10 @@ type network struct {
 	Labels     []string
 }
 
+// defaultSource is where predict and bench fetch the checkpoint when none
+// is cached; tests point it at a local server.
+var defaultSource = weights.Default.Source()
+
 // defaultCheckpoint returns the cached default checkpoint's path, fetching
 // it first unless offline. Fetch renames into place only after verifying,
 // so a file at the final path needs no second hash on every start-up.
@@ -29,7 +33,7 @@ func defaultCheckpoint(ctx context.Context, ios *ioStreams, offline, quiet bool)
 	if err != nil {
 		return "", err
 	}
-	p := filepath.Join(dir, path.Base(weights.Default.URL))
+	p := filepath.Join(dir, path.Base(defaultSource.URL))
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -39,10 +43,9 @@ func defaultCheckpoint(ctx context.Context, ios *ioStreams, offline, quiet bool)
 		return "", fmt.Errorf("no cached checkpoint at %s (run 'res2net fetch', or pass --weights)", p)
 	}
 	if !quiet {
-		fmt.Fprintf(ios.ErrOut, "Checkpoint not cached; downloading %s\n", weights.Default.URL)
+		fmt.Fprintf(ios.ErrOut, "Checkpoint not cached; downloading %s\n", defaultSource.URL)
 	}
-	src := weights.Default.Source()
-	return fetchInto(ctx, ios, src, false, quiet)
+	return fetchInto(ctx, ios, defaultSource, false, quiet)
 }
 
 // loadNetwork loads the checkpoint at path (the cached default when empty)

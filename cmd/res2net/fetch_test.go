@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/res2net/res2net/pkg/weights"
 )
 
 // serveFile serves body at /ckpt.pth and counts the requests.
@@ -76,5 +78,43 @@ func TestFetch(t *testing.T) {
 	}
 	if _, err := os.Stat(path); err == nil {
 		t.Error("a file that failed verification is at the final path")
+	}
+}
+
+// TestPredictFetchesDefault: without --weights and with nothing cached,
+// predict announces the download, fetches the default checkpoint and uses it.
+func TestPredictFetchesDefault(t *testing.T) {
+	body, err := os.ReadFile(tinyWeights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	srv, hits := serveFile(t, body)
+	saved := defaultSource
+	defaultSource = weights.Source{URL: srv.URL + "/ckpt.pth", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(body))}
+	t.Cleanup(func() { defaultSource = saved })
+	home := t.TempDir()
+	t.Setenv("RES2NET_HOME", home)
+
+	predict := func(offline bool) (string, string, error) {
+		ios, out, errOut := testIO("")
+		opts := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
+			Format: "text", BatchSize: 1, Threads: 1, MaxPixels: 1 << 27, Offline: offline}
+		err := runPredict(context.Background(), opts)
+		return out.String(), errOut.String(), err
+	}
+	if _, _, err := predict(true); err == nil || !strings.Contains(err.Error(), "no cached checkpoint") {
+		t.Errorf("--offline with an empty cache: %v", err)
+	}
+	out, errOut, err := predict(false)
+	if err != nil || !strings.Contains(out, "coffee.png") || !strings.Contains(errOut, "downloading "+srv.URL) {
+		t.Fatalf("err %v\nstdout %q\nstderr %q", err, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(home, "ckpt.pth")); err != nil {
+		t.Errorf("checkpoint not cached: %v", err)
+	}
+	before := hits.Load()
+	if _, errOut, err := predict(false); err != nil || errOut != "" || hits.Load() != before {
+		t.Errorf("second run: err %v, stderr %q, %d requests; want the cache", err, errOut, hits.Load()-before)
 	}
 }

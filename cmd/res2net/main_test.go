@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/res2net/res2net/internal/npy"
 	"github.com/res2net/res2net/pkg/ops"
+	"github.com/res2net/res2net/pkg/weights"
 )
 
 const (
@@ -214,5 +220,99 @@ func TestPredictFolderAndStdin(t *testing.T) {
 		if !strings.Contains(errOut.String(), bad) {
 			t.Errorf("stderr does not name %s:\n%s", bad, errOut)
 		}
+	}
+}
+
+// TestPredictConcurrent runs predictions from several goroutines at once
+// (under -race in CI): each gets the same answers as a lone run.
+func TestPredictConcurrent(t *testing.T) {
+	inputs := []string{filepath.Join(photosDir, "coffee.png"), filepath.Join(photosDir, "rocket.lossy.webp")}
+	predict := func(threads int) (string, error) {
+		ios, out, errOut := testIO("")
+		opts := &predictOptions{IO: ios, Inputs: inputs, TopK: 3, Weights: tinyWeights, Format: "json",
+			BatchSize: 2, Threads: threads, MaxPixels: 1 << 27}
+		if err := runPredict(context.Background(), opts); err != nil {
+			return "", fmt.Errorf("%v: %s", err, errOut)
+		}
+		return out.String(), nil
+	}
+	want, err := predict(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := predict(1 + i%2)
+			if err == nil && got != want {
+				err = fmt.Errorf("got\n%s\nwant\n%s", got, want)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("goroutine %d: %v", i, err)
+		}
+	}
+}
+
+// TestPredictExtremeSizes classifies a 1x1 image and 1x5000 / 5000x1
+// strips: the transform scales them up to the crop without failing.
+func TestPredictExtremeSizes(t *testing.T) {
+	dir := t.TempDir()
+	var inputs []string
+	for _, size := range [][2]int{{1, 1}, {1, 5000}, {5000, 1}} {
+		img := image.NewNRGBA(image.Rect(0, 0, size[0], size[1]))
+		for i := range img.Pix {
+			img.Pix[i] = uint8(i * 7)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("%dx%d.png", size[0], size[1]))
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := png.Encode(f, img); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		inputs = append(inputs, p)
+	}
+	ios, out, errOut := testIO("")
+	opts := &predictOptions{IO: ios, Inputs: inputs, TopK: 1, Weights: tinyWeights, Format: "csv",
+		BatchSize: 8, Threads: 1, MaxPixels: 1 << 27}
+	if err := runPredict(context.Background(), opts); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if n := strings.Count(out.String(), "\n"); n != 1+len(inputs) {
+		t.Errorf("%d lines, want %d:\n%s", n, 1+len(inputs), out)
+	}
+}
+
+// TestPredictCachedDefault uses the checkpoint in the cache when no
+// --weights is given, without any download.
+func TestPredictCachedDefault(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("RES2NET_HOME", home)
+	data, err := os.ReadFile(tinyWeights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := filepath.Join(home, path.Base(weights.Default.URL))
+	if err := os.WriteFile(cached, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ios, out, errOut := testIO("")
+	opts := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
+		Format: "text", BatchSize: 1, Threads: 1, MaxPixels: 1 << 27, Offline: true}
+	if err := runPredict(context.Background(), opts); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if !strings.Contains(out.String(), "coffee.png") || errOut.Len() != 0 {
+		t.Errorf("stdout %q, stderr %q", out, errOut)
 	}
 }
