@@ -107,4 +107,3 @@ func parse(raw []byte, descr string) ([]byte, []int, error) {
 	}
 	return data, shape, nil
 }
-

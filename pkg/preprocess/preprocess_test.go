@@ -255,9 +255,9 @@ func TestTransformDefaultGeometry(t *testing.T) {
 
 type photoManifest struct {
 	Files []struct {
-		File   string `json:"file"`
-		RGB    string `json:"rgb"`
-		Crop   string `json:"crop"`
+		File string `json:"file"`
+		RGB  string `json:"rgb"`
+		Crop string `json:"crop"`
 	} `json:"files"`
 }
 
