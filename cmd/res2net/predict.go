@@ -132,8 +132,9 @@ func runPredict(ctx context.Context, opts *predictOptions) error {
 	out := newPrinter(opts.IO.Out, opts.Format)
 	failed := 0
 	batch := make([]*result, 0, opts.BatchSize)
+	var scratch []float32 // the batch tensor's memory, reused across batches
 	flush := func() error {
-		if err := classify(net, batch, opts.TopK); err != nil {
+		if err := classify(net, batch, opts.TopK, &scratch); err != nil {
 			return err
 		}
 		for _, r := range batch {
@@ -178,8 +179,9 @@ func runPredict(ctx context.Context, opts *predictOptions) error {
 }
 
 // classify runs the good images of batch through the network and fills in
-// their predictions.
-func classify(net *network, batch []*result, topk int) error {
+// their predictions. The input batch is assembled in *scratch, grown as
+// needed.
+func classify(net *network, batch []*result, topk int, scratch *[]float32) error {
 	var good []*result
 	for _, r := range batch {
 		if r.err == nil {
@@ -190,8 +192,11 @@ func classify(net *network, batch []*result, topk int) error {
 		return nil
 	}
 	shape := good[0].input.Shape
-	x := ops.New(append([]int{len(good)}, shape...)...)
 	per := ops.NumElements(shape)
+	if cap(*scratch) < len(good)*per {
+		*scratch = make([]float32, len(good)*per)
+	}
+	x := &ops.Tensor{Shape: append([]int{len(good)}, shape...), Data: (*scratch)[:len(good)*per]}
 	for i, r := range good {
 		copy(x.Data[i*per:], r.input.Data)
 		r.input = nil
