@@ -13,18 +13,18 @@ type bottle2neck struct {
 	downsample *ops.Conv2d // downsample.0-1: 1x1 conv (the block's stride), BN; nil when the identity fits
 }
 
-// forward computes out = ReLU(expand(unit(reduce(x))) + shortcut(x)) for one
-// image x (in channels x h x w) and returns the output size.
-func (b *bottle2neck) forward(ws *workspace, out, x []float32, h, w int) (oh, ow int) {
-	b.reduce.Forward(ws.splits, x, h, w, nil, ws.col)
-	oh, ow = b.unit.forward(ws, ws.unit, ws.splits, h, w)
+// forward computes out = ReLU(expand(unit(reduce(x))) + shortcut(x)) for n
+// images x (in channels x n x h x w) and returns the output size.
+func (b *bottle2neck) forward(ws *workspace, out, x []float32, n, h, w int) (oh, ow int) {
+	b.reduce.Forward(ws.splits, x, n, h, w, nil, ws.col)
+	oh, ow = b.unit.forward(ws, ws.unit, ws.splits, n, h, w)
 	shortcut := x
 	if b.downsample != nil {
-		b.downsample.Forward(ws.shortcut, x, h, w, nil, ws.col)
+		b.downsample.Forward(ws.shortcut, x, n, h, w, nil, ws.col)
 		shortcut = ws.shortcut
 	}
 	// The residual add and the block's ReLU happen as expand writes out.
-	b.expand.Forward(out, ws.unit, oh, ow, shortcut, ws.col)
+	b.expand.Forward(out, ws.unit, n, oh, ow, shortcut, ws.col)
 	return oh, ow
 }
 
@@ -41,25 +41,26 @@ type multiScale struct {
 	pool     *ops.Pool2d  // conv.3.downsample: AvgPool2d(3, stride, 1) of the last split, or nil
 }
 
-// forward computes the unit for one image. Each split is a channel range of
+// forward computes the unit for n images. Each split is a channel range of
 // x, and each result is written straight into its channel range of out,
 // which is therefore the concatenation without any copying of branch
 // outputs.
-func (u *multiScale) forward(ws *workspace, out, x []float32, h, w int) (oh, ow int) {
+func (u *multiScale) forward(ws *workspace, out, x []float32, n, h, w int) (oh, ow int) {
 	oh, ow = u.branches[0].OutSize(h, w)
-	split := func(i int) []float32 { return x[i*u.width*h*w : (i+1)*u.width*h*w] }
-	result := func(i int) []float32 { return out[i*u.width*oh*ow : (i+1)*u.width*oh*ow] }
+	in, res := u.width*n*h*w, u.width*n*oh*ow // values per split and per result
+	split := func(i int) []float32 { return x[i*in : (i+1)*in] }
+	result := func(i int) []float32 { return out[i*res : (i+1)*res] }
 	for i := range u.branches {
 		in := split(i)
 		if u.cascade && i > 0 {
 			in = ws.cascade[:len(in)]
 			ops.Add(in, result(i-1), split(i))
 		}
-		u.branches[i].Forward(result(i), in, h, w, nil, ws.col)
+		u.branches[i].Forward(result(i), in, n, h, w, nil, ws.col)
 	}
 	if last := u.scale - 1; last > 0 {
 		if u.pool != nil {
-			u.pool.Avg(result(last), split(last), u.width, h, w)
+			u.pool.Avg(result(last), split(last), u.width*n, h, w)
 		} else {
 			copy(result(last), split(last))
 		}

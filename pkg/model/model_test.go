@@ -243,22 +243,26 @@ func TestForwardBatchMatchesSingleImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := randomInput(5, 5, 3, 24, 24)
-	m.SetThreads(2)
-	batch, err := m.Forward(x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.SetThreads(1)
+	// Enough images for several rounds of groups, full and partial.
+	images := 2*maxGroup + 3
+	x := randomInput(5, images, 3, 24, 24)
 	per := 3 * 24 * 24
-	for i := range 5 {
-		one, _ := ops.FromData(x.Data[i*per:(i+1)*per], 1, 3, 24, 24)
-		got, err := m.Forward(one)
+	for _, threads := range []int{1, 2} {
+		m.SetThreads(threads)
+		batch, err := m.Forward(x)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _ := ops.FromData(batch.Data[i*cfg.Classes:(i+1)*cfg.Classes], 1, cfg.Classes)
-		assertLogits(t, got, want, 1e-6)
+		m.SetThreads(1)
+		for i := range images {
+			one, _ := ops.FromData(x.Data[i*per:(i+1)*per], 1, 3, 24, 24)
+			got, err := m.Forward(one)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := ops.FromData(batch.Data[i*cfg.Classes:(i+1)*cfg.Classes], 1, cfg.Classes)
+			assertLogits(t, got, want, 1e-6)
+		}
 	}
 }
 

@@ -1,48 +1,56 @@
 package model
 
-// workspace holds the activations of one image in flight, sized for the
-// largest layer at one input size, so that Forward allocates nothing per
-// layer: the buffers are reused by every block and every Forward call.
+// workspace holds the activations of one group of images in flight, sized
+// for the largest layer at one group and input size, so that Forward
+// allocates nothing per layer: the buffers are reused by every block and
+// every Forward call. All are channel-major (C x N x H x W).
 type workspace struct {
+	input    []float32 // the group's images, channel-major (when more than one)
 	x, y     []float32 // a block's input and output, swapped after each block
 	splits   []float32 // conv.0 output: the multi-scale unit's input
 	unit     []float32 // conv.3 output: the concatenated branch results
 	cascade  []float32 // a branch's input out[i-1] + split[i]
 	shortcut []float32 // downsample output
 	col      []float32 // im2col scratch
-	pooled   []float32 // global average pool output
+	pooled   []float32 // global average pool output, channel-major
+	features []float32 // one image's pooled features, the head's input
 }
 
-// newWorkspace sizes a workspace by walking the network for an h x w image
-// the way forwardImage and bottle2neck.forward use the buffers.
-func (m *Model) newWorkspace(h, w int) *workspace {
+// newWorkspace sizes a workspace by walking the network for n h x w images
+// the way forwardGroup and bottle2neck.forward use the buffers.
+func (m *Model) newWorkspace(n, h, w int) *workspace {
 	var act, splits, unit, cascade, shortcut, col int
-	need := func(size *int, n int) { *size = max(*size, n) }
+	need := func(size *int, v int) { *size = max(*size, n*v) }
 
-	need(&col, m.stem.ColSize(h, w))
+	input := n * inChannels * h * w
+	if n == 1 {
+		input = 0 // the image is already channel-major
+	}
+	need(&col, m.stem.ColSize(1, h, w))
 	h, w = m.stem.OutSize(h, w)
 	need(&act, m.stem.OutC*h*w)
 	h, w = m.pool.OutSize(h, w)
 	for _, stage := range m.stages {
 		for i := range stage {
 			b := &stage[i]
-			need(&col, b.reduce.ColSize(h, w))
+			need(&col, b.reduce.ColSize(1, h, w))
 			need(&splits, b.reduce.OutC*h*w)
 			for _, br := range b.unit.branches {
-				need(&col, br.ColSize(h, w))
+				need(&col, br.ColSize(1, h, w))
 			}
 			need(&cascade, b.unit.width*h*w)
 			if b.downsample != nil {
-				need(&col, b.downsample.ColSize(h, w))
+				need(&col, b.downsample.ColSize(1, h, w))
 			}
 			h, w = b.unit.branches[0].OutSize(h, w)
 			need(&unit, b.expand.InC*h*w)
 			need(&shortcut, b.expand.OutC*h*w)
-			need(&col, b.expand.ColSize(h, w))
+			need(&col, b.expand.ColSize(1, h, w))
 			need(&act, b.expand.OutC*h*w)
 		}
 	}
 	return &workspace{
+		input:    make([]float32, input),
 		x:        make([]float32, act),
 		y:        make([]float32, act),
 		splits:   make([]float32, splits),
@@ -50,6 +58,7 @@ func (m *Model) newWorkspace(h, w int) *workspace {
 		cascade:  make([]float32, cascade),
 		shortcut: make([]float32, shortcut),
 		col:      make([]float32, col),
-		pooled:   make([]float32, m.head.In),
+		pooled:   make([]float32, n*m.head.In),
+		features: make([]float32, m.head.In),
 	}
 }

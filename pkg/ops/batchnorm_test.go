@@ -33,9 +33,9 @@ func TestFoldIntoMatchesConvThenBatchNorm(t *testing.T) {
 		bn.FoldInto(&conv)
 		oh, ow := conv.OutSize(tc.h, tc.w)
 		got := New(tc.n, tc.outC, oh, ow)
-		col := make([]float32, conv.ColSize(tc.h, tc.w))
+		col := make([]float32, conv.ColSize(1, tc.h, tc.w))
 		for b := range tc.n {
-			conv.Forward(got.Data[b*tc.outC*oh*ow:], x.Data[b*tc.inC*tc.h*tc.w:], tc.h, tc.w, nil, col)
+			conv.Forward(got.Data[b*tc.outC*oh*ow:], x.Data[b*tc.inC*tc.h*tc.w:], 1, tc.h, tc.w, nil, col)
 		}
 		// The zero-variance channel scales by ~316, so allow for that.
 		assertClose(t, "folded", got.Data, want.Data, 1e-5)

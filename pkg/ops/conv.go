@@ -2,11 +2,17 @@ package ops
 
 import "github.com/res2net/res2net/pkg/ops/gemm"
 
-// Conv2d is a 2-D convolution of one CHW image with a square kernel, no
-// dilation and no groups: all that Res2Net needs. The bias, ReLU and an
-// optional residual are applied in the GEMM epilogue, so a conv followed by
-// BatchNorm (folded, see BatchNorm.FoldInto), ReLU and a residual add costs a
-// single pass over the output.
+// Conv2d is a 2-D convolution with a square kernel, no dilation and no
+// groups: all that Res2Net needs. The bias, ReLU and an optional residual
+// are applied in the GEMM epilogue, so a conv followed by BatchNorm (folded,
+// see BatchNorm.FoldInto), ReLU and a residual add costs a single pass over
+// the output.
+//
+// Forward takes a batch of n images channel-major, C x N x H x W (for n = 1
+// that is plain CHW): channel c of every image is one row of the GEMM's
+// operands, so the whole batch is a single product that reads the weights
+// once, and the 7x7 and 14x14 layers get products wide enough for the
+// kernels.
 type Conv2d struct {
 	InC, OutC int
 	Kernel    int // kernel height and width
@@ -15,6 +21,18 @@ type Conv2d struct {
 	Weight    []float32 // OutC x InC x Kernel x Kernel, PyTorch's layout
 	Bias      []float32 // OutC values, or nil
 	ReLU      bool      // clamp at zero after bias and residual
+
+	packed *gemm.PackedA // Weight packed for the GEMM by Pack, or nil
+}
+
+// Pack packs the weights for the GEMM once, so that Forward stops
+// repacking them on every call. Call it when Weight is final (after
+// BatchNorm.FoldInto). Pack then drops Weight, which Forward no longer
+// reads, so the network's weights are held once, not twice.
+func (c *Conv2d) Pack() {
+	k := c.InC * c.Kernel * c.Kernel
+	c.packed = gemm.PackA(c.OutC, k, c.Weight[:c.OutC*k], k)
+	c.Weight = nil
 }
 
 // OutSize returns the output height and width for an h x w input.
@@ -27,59 +45,67 @@ func (c *Conv2d) OutSize(h, w int) (oh, ow int) {
 // pixel once, in place.
 func (c *Conv2d) direct() bool { return c.Kernel == 1 && c.Stride == 1 && c.Pad == 0 }
 
-// ColSize is the length of the scratch buffer Forward needs for an h x w
-// input: 0 when the input is used directly, else the im2col matrix
-// (InC*Kernel*Kernel x OH*OW; for a strided 1x1 conv that is just the
+// ColSize is the length of the scratch buffer Forward needs for n h x w
+// images: 0 when the input is used directly, else the im2col matrix
+// (InC*Kernel*Kernel x N*OH*OW; for a strided 1x1 conv that is just the
 // subsampled input).
-func (c *Conv2d) ColSize(h, w int) int {
+func (c *Conv2d) ColSize(n, h, w int) int {
 	if c.direct() {
 		return 0
 	}
 	oh, ow := c.OutSize(h, w)
-	return c.InC * c.Kernel * c.Kernel * oh * ow
+	return c.InC * c.Kernel * c.Kernel * n * oh * ow
 }
 
-// Forward computes dst (OutC x OH x OW) from src (InC x h x w), adding
-// residual (shaped like dst) when it is not nil. col is caller-owned scratch
-// of at least ColSize(h, w) values, so that repeated calls allocate nothing.
-// The slices may be longer than needed (workspaces are sized for the largest
-// layer) and may be channel ranges of larger images; dst must not overlap
-// src, residual or col.
-func (c *Conv2d) Forward(dst, src []float32, h, w int, residual, col []float32) {
+// Forward computes dst (OutC x n x OH x OW) from src (InC x n x h x w),
+// adding residual (shaped like dst) when it is not nil. col is caller-owned
+// scratch of at least ColSize(n, h, w) values, so that repeated calls
+// allocate nothing. The slices may be longer than needed (workspaces are
+// sized for the largest layer) and may be channel ranges of larger
+// tensors; dst must not overlap src, residual or col.
+func (c *Conv2d) Forward(dst, src []float32, n, h, w int, residual, col []float32) {
 	oh, ow := c.OutSize(h, w)
-	n := oh * ow
+	cols := n * oh * ow
 	k := c.InC * c.Kernel * c.Kernel
-	b := src[:c.InC*h*w]
+	b := src[:c.InC*n*h*w]
 	if !c.direct() {
-		b = col[:k*n]
-		im2col(b, src, c.InC, h, w, c.Kernel, c.Stride, c.Pad, oh, ow)
+		b = col[:k*cols]
+		im2col(b, src, c.InC, n, h, w, c.Kernel, c.Stride, c.Pad, oh, ow)
 	}
 	ep := gemm.Epilogue{Bias: c.Bias, ReLU: c.ReLU}
 	if residual != nil {
-		ep.Residual, ep.LDR = residual[:c.OutC*n], n
+		ep.Residual, ep.LDR = residual[:c.OutC*cols], cols
 	}
-	gemm.Fused(c.OutC, n, k, c.Weight[:c.OutC*k], k, b, n, dst[:c.OutC*n], n, ep)
+	if c.packed != nil {
+		c.packed.Mul(cols, b, cols, dst[:c.OutC*cols], cols, ep)
+		return
+	}
+	gemm.Fused(c.OutC, cols, k, c.Weight[:c.OutC*k], k, b, cols, dst[:c.OutC*cols], cols, ep)
 }
 
-// im2col writes the receptive fields of src (c x h x w) as the columns of
-// col, a (c*k*k) x (oh*ow) matrix: row (ci*k+ky)*k+kx holds input pixel
-// (ci, oy*stride-pad+ky, ox*stride-pad+kx) for every output pixel (oy, ox),
-// or zero where that falls in the padding. The row order is the order of
-// PyTorch's weight layout, so the weights serve as the GEMM's A unchanged.
-// With k == 1 and no padding this is plain subsampling.
-func im2col(col, src []float32, c, h, w, k, stride, pad, oh, ow int) {
+// im2col writes the receptive fields of src (c x n x h x w) as the columns
+// of col, a (c*k*k) x (n*oh*ow) matrix: row (ci*k+ky)*k+kx holds input
+// pixel (ci, img, oy*stride-pad+ky, ox*stride-pad+kx) for every image and
+// output pixel (img, oy, ox), or zero where that falls in the padding. The
+// row order is the order of PyTorch's weight layout, so the weights serve
+// as the GEMM's A unchanged. With k == 1 and no padding this is plain
+// subsampling.
+func im2col(col, src []float32, c, n, h, w, k, stride, pad, oh, ow int) {
 	same := stride == 1 && oh == h && ow == w
 	i := 0
 	for ci := range c {
-		plane := src[ci*h*w : (ci+1)*h*w]
 		for ky := range k {
 			for kx := range k {
-				row := col[i : i+oh*ow]
-				i += oh * ow
-				if same {
-					shifted(row, plane, w, ky-pad, kx-pad)
-				} else {
-					gather(row, plane, h, w, ky-pad, kx-pad, stride, oh, ow)
+				// Plane ci*n+img of src is channel ci of image img.
+				for p := ci * n; p < (ci+1)*n; p++ {
+					plane := src[p*h*w : (p+1)*h*w]
+					row := col[i : i+oh*ow]
+					i += oh * ow
+					if same {
+						shifted(row, plane, w, ky-pad, kx-pad)
+					} else {
+						gather(row, plane, h, w, ky-pad, kx-pad, stride, oh, ow)
+					}
 				}
 			}
 		}

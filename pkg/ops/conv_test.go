@@ -66,7 +66,7 @@ func TestConv2dMatchesReference(t *testing.T) {
 
 			got := New(tc.n, tc.outC+2*extra, oh, ow)
 			fill(got.Data, -7)
-			col := make([]float32, conv.ColSize(tc.h, tc.w)+5)
+			col := make([]float32, conv.ColSize(1, tc.h, tc.w)+5)
 			ohw := oh * ow
 			for b := range tc.n {
 				fill(col, float32(nan()))
@@ -76,7 +76,7 @@ func TestConv2dMatchesReference(t *testing.T) {
 				if res != nil {
 					r = res.Data[b*tc.outC*ohw:]
 				}
-				conv.Forward(dst, src, tc.h, tc.w, r, col)
+				conv.Forward(dst, src, 1, tc.h, tc.w, r, col)
 			}
 			for b := range tc.n {
 				img := got.Data[b*(tc.outC+2*extra)*ohw : (b+1)*(tc.outC+2*extra)*ohw]
@@ -87,6 +87,33 @@ func TestConv2dMatchesReference(t *testing.T) {
 				}
 				assertClose(t, fmt.Sprintf("image %d", b), img[extra*ohw:(extra+tc.outC)*ohw],
 					want.Data[b*tc.outC*ohw:(b+1)*tc.outC*ohw], 1e-5)
+			}
+
+			// The whole batch in one call, channel-major, from the weights
+			// as they are and packed.
+			wantCM := channelMajor(want)
+			for _, packed := range []bool{false, true} {
+				conv := conv
+				if packed {
+					conv.Pack()
+				}
+				src := channelMajor(x)[extra*tc.n*hw:]
+				var r []float32
+				if res != nil {
+					r = channelMajor(res)
+				}
+				dst := make([]float32, (tc.outC+2*extra)*tc.n*ohw)
+				fill(dst, -7)
+				col := make([]float32, conv.ColSize(tc.n, tc.h, tc.w)+5)
+				fill(col, float32(nan()))
+				conv.Forward(dst[extra*tc.n*ohw:], src, tc.n, tc.h, tc.w, r, col)
+				border := extra * tc.n * ohw
+				for i, v := range dst[:border] {
+					if v != -7 || dst[len(dst)-1-i] != -7 {
+						t.Fatalf("batch (packed %v): Forward wrote outside its channel range", packed)
+					}
+				}
+				assertClose(t, fmt.Sprintf("batch (packed %v)", packed), dst[border:len(dst)-border], wantCM, 1e-5)
 			}
 		})
 	}
@@ -103,8 +130,11 @@ func TestConv2dColSize(t *testing.T) {
 		{Conv2d{InC: 3, Kernel: 7, Stride: 2, Pad: 3}, 3 * 49 * 5 * 5},
 	}
 	for _, tc := range tests {
-		if got := tc.conv.ColSize(9, 9); got != tc.want {
-			t.Errorf("%+v: ColSize(9, 9) = %d, want %d", tc.conv, got, tc.want)
+		if got := tc.conv.ColSize(1, 9, 9); got != tc.want {
+			t.Errorf("%+v: ColSize(1, 9, 9) = %d, want %d", tc.conv, got, tc.want)
+		}
+		if got := tc.conv.ColSize(3, 9, 9); got != 3*tc.want {
+			t.Errorf("%+v: ColSize(3, 9, 9) = %d, want %d", tc.conv, got, 3*tc.want)
 		}
 	}
 }
@@ -138,10 +168,10 @@ func benchConv(b *testing.B, conv Conv2d, h, w int) {
 	oh, ow := conv.OutSize(h, w)
 	src := randTensor(rng, conv.InC, h, w).Data
 	dst := make([]float32, conv.OutC*oh*ow)
-	col := make([]float32, conv.ColSize(h, w))
+	col := make([]float32, conv.ColSize(1, h, w))
 	macs := float64(conv.OutC * conv.InC * conv.Kernel * conv.Kernel * oh * ow)
 	for b.Loop() {
-		conv.Forward(dst, src, h, w, nil, col)
+		conv.Forward(dst, src, 1, h, w, nil, col)
 	}
 	b.ReportMetric(macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 }

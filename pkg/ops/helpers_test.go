@@ -50,3 +50,17 @@ func assertClose(t *testing.T, name string, got, want []float32, tol float64) {
 }
 
 func nan() float64 { return math.NaN() }
+
+// channelMajor returns the values of the N x C x H x W tensor x in the
+// C x N x H x W order Conv2d.Forward takes batches in.
+func channelMajor(x *Tensor) []float32 {
+	n, c := x.Shape[0], x.Shape[1]
+	hw := NumElements(x.Shape[2:])
+	out := make([]float32, len(x.Data))
+	for img := range n {
+		for ch := range c {
+			copy(out[(ch*n+img)*hw:(ch*n+img+1)*hw], x.Data[(img*c+ch)*hw:])
+		}
+	}
+	return out
+}

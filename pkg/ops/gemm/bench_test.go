@@ -61,3 +61,17 @@ func BenchmarkGonum(b *testing.B) {
 		gonum.Implementation{}.Sgemm(blas.NoTrans, blas.NoTrans, s.m, s.n, s.k, 1, a, s.k, bm, s.n, 0, c, s.n)
 	})
 }
+
+// BenchmarkPacked is PackedA.Mul on the network shapes, A packed outside
+// the timing, to compare with BenchmarkFused.
+func BenchmarkPacked(b *testing.B) {
+	packed := map[shape]*PackedA{}
+	benchShapes(b, []int{1, 2}, func(s shape, a, bm, c []float32) {
+		pa := packed[s]
+		if pa == nil {
+			pa = PackA(s.m, s.k, a, s.k)
+			packed[s] = pa
+		}
+		pa.Mul(s.n, bm, s.n, c, s.n, Epilogue{})
+	})
+}

@@ -7,12 +7,15 @@ import (
 
 // problem is one multiplication C = alpha*op(A)*op(B) (+ C when accumulate),
 // followed by ep, where op transposes its operand when the flag is set.
-// op(A) is m x k, op(B) is k x n, all matrices are row-major.
+// op(A) is m x k, op(B) is k x n, all matrices are row-major. When packed
+// is not nil it is A, already packed, and a, lda, transA and alpha are
+// unused (alpha is 1).
 type problem struct {
 	m, n, k    int
 	a          []float32
 	lda        int
 	transA     bool
+	packed     *PackedA
 	b          []float32
 	ldb        int
 	transB     bool
@@ -247,7 +250,7 @@ type plan struct {
 func (p *problem) newPlan(kn *kernel) plan {
 	nr := kn.nr
 	pl := plan{kn: kn}
-	pl.inPlaceA = !p.transA && p.alpha == 1 && p.n <= inPlaceACols*nr
+	pl.inPlaceA = p.packed == nil && !p.transA && p.alpha == 1 && p.n <= inPlaceACols*nr
 	pl.inPlaceB = !pl.inPlaceA && !p.transB && (p.m+kn.mr-1)/kn.mr <= inPlaceBRows && kn.runPFB != nil
 	kcMax := kn.kc
 	if pl.inPlaceA {
@@ -256,6 +259,9 @@ func (p *problem) newPlan(kn *kernel) plan {
 		kcMax = max(kcMax, l2Block/2/(4*roundUp(p.n, nr)))
 	}
 	pl.kc, pl.nk = split(p.k, kcMax, 1)
+	if p.packed != nil {
+		pl.kc, pl.nk = p.packed.kc, p.packed.nk
+	}
 	pl.nc, _ = split(p.n, max(l2Block/(4*pl.kc), nr), nr)
 	if pl.inPlaceB {
 		pl.nc = roundUp(p.n, nr)
@@ -263,6 +269,9 @@ func (p *problem) newPlan(kn *kernel) plan {
 	// Packed rows get an extra cache line so that power-of-two depths do
 	// not map every row of a panel to the same L1 sets.
 	pl.ldp = roundUp(pl.kc, 16) + 16
+	if p.packed != nil {
+		pl.ldp = p.packed.ld
+	}
 	return pl
 }
 
@@ -273,13 +282,17 @@ func (p *problem) newPlan(kn *kernel) plan {
 // while every row panel of A (packed on first use, so it is hot when the
 // kernel reads it, and then kept in L1) passes over them. When A or B is
 // read in place, the other operand is packed whole and the loops run so
-// that the operand read in place streams through once.
+// that the operand read in place streams through once. A prepacked A
+// (p.packed) is read where it is.
 func (p *problem) block(pl *plan, i0, i1, j0, j1 int) {
 	kn := pl.kn
 	mr, nr, kc, ldp := kn.mr, kn.nr, pl.kc, pl.ldp
 	m, n := i1-i0, j1-j0
 	panels := (m + mr - 1) / mr
-	if pl.inPlaceA {
+	switch {
+	case p.packed != nil:
+		panels = 0
+	case pl.inPlaceA:
 		panels = 1 // only the last, partial panel is packed
 	}
 	ws := wsPool.Get().(*workspace)
@@ -303,15 +316,20 @@ func (p *problem) block(pl *plan, i0, i1, j0, j1 int) {
 		if t.last && p.ep.ReLU {
 			t.flags |= flagReLU
 		}
+		// The packed row panels of this k slice: panel ir at (ir-i0)*ldp.
+		pa := ws.a
+		if p.packed != nil {
+			pa = p.packed.slice(pk)[i0*ldp:]
+		}
 		if pl.inPlaceB {
-			for ir := i0; ir < i1; ir += mr {
+			for ir := i0; ir < i1 && p.packed == nil; ir += mr {
 				p.packAPanel(ws.a[(ir-i0)*ldp:], ldp, mr, ir, min(mr, i1-ir), t.pc, t.kc)
 			}
 			full := n / nr * nr
 			half := p.packBlock(kn, ws.b, t.pc, t.kc, j0+full, n-full)
 			for j := j0; j < j1; j += nr {
 				for ir := i0; ir < i1; ir += mr {
-					a := ws.a[(ir-i0)*ldp:]
+					a := pa[(ir-i0)*ldp:]
 					if j < j0+full {
 						t.inPlaceB(a, ldp, ir, min(mr, i1-ir), j)
 					} else {
@@ -340,9 +358,9 @@ func (p *problem) block(pl *plan, i0, i1, j0, j1 int) {
 				case pl.inPlaceA:
 					a, lda = ws.a, ldp
 				default:
-					a, lda = ws.a[(ir-i0)*ldp:], ldp
+					a, lda = pa[(ir-i0)*ldp:], ldp
 				}
-				if jc == j0 && lda == ldp {
+				if jc == j0 && lda == ldp && p.packed == nil {
 					p.packAPanel(a, ldp, mr, ir, mrb, t.pc, t.kc)
 				}
 				for jr := 0; jr < ncb; jr += nr {

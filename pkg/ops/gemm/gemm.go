@@ -5,7 +5,9 @@
 // registers, so C is written once. The implementation follows the BLIS
 // design: A and B are packed into panels sized for the caches and a
 // register-blocked micro-kernel (AVX-512 or AVX2 assembly on amd64, Go
-// elsewhere) computes one tile of C at a time.
+// elsewhere) computes one tile of C at a time. A matrix used for many
+// products, such as a layer's weights, can be packed once with PackA and
+// multiplied with PackedA.Mul.
 //
 // The package also installs Implementation as gonum's blas32 backend, so
 // code written against gonum.org/v1/gonum/blas/blas32 gets the same speed.
@@ -49,22 +51,12 @@ func Fused(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32,
 	checkMatrix("A", m, k, a, lda)
 	checkMatrix("B", k, n, b, ldb)
 	checkMatrix("C", m, n, c, ldc)
-	if ep.Bias != nil && len(ep.Bias) < m {
-		panic(fmt.Sprintf("gemm: bias has %d values, need %d", len(ep.Bias), m))
-	}
-	if ep.Residual != nil {
-		checkMatrix("residual", m, n, ep.Residual, ep.LDR)
-	}
+	checkEpilogue(m, n, ep)
 	if m == 0 || n == 0 {
 		return
 	}
 	if k == 0 {
-		// Nothing to multiply: C is the epilogue applied to zeros.
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			clear(row)
-			applyEpilogue(row, i, ep)
-		}
+		epilogueOnly(m, n, c, ldc, ep)
 		return
 	}
 	solve(problem{

@@ -1,0 +1,95 @@
+package gemm
+
+import "fmt"
+
+// PackedA is a matrix A packed once for many products A*B, as a layer's
+// weights are used for every image: Fused packs A again on every call,
+// which for the narrow products of the late layers (n = 49 or 196) costs
+// a large share of the multiply.
+//
+// The layout is the one Fused packs into per call, for all of A at once:
+// k is cut into the slices the kernel works in, and slice pk holds every
+// row of A, kc values each, ld apart. Any mr rows from a multiple of mr
+// therefore form a ready panel for a kernel with mr rows, whichever of
+// this CPU's kernels a product picks; the rows past m are zeros.
+type PackedA struct {
+	m, k   int
+	rows   int // m rounded up to whole panels of every kernel that may read them
+	kc, nk int // depth and count of the k slices
+	ld     int // row stride within a slice
+	data   []float32
+}
+
+// PackA packs the m x k row-major matrix a (leading dimension lda) for
+// PackedA.Mul with the kernel Fused uses on this CPU. The result does not
+// refer to a, which may then change or be freed. It panics if a is too
+// short for its shape, like Fused.
+func PackA(m, k int, a []float32, lda int) *PackedA {
+	checkMatrix("A", m, k, a, lda)
+	return packA(best, m, k, a, lda)
+}
+
+// packA packs a for kn and, if it has one, kn.small.
+func packA(kn *kernel, m, k int, a []float32, lda int) *PackedA {
+	rows := roundUp(m, kn.mr)
+	if kn.small != nil {
+		rows = max(rows, roundUp(m, kn.small.mr))
+	}
+	kc, nk := split(max(k, 1), kn.kc, 1)
+	// The extra cache line keeps power-of-two depths from mapping every
+	// row of a panel to the same L1 sets, as in newPlan.
+	ld := roundUp(kc, 16) + 16
+	p := &PackedA{m: m, k: k, rows: rows, kc: kc, nk: nk, ld: ld, data: make([]float32, nk*rows*ld)}
+	src := problem{a: a, lda: lda, alpha: 1}
+	for pk := range nk {
+		pc := pk * kc
+		// packAPanel zeroes the rows past m.
+		src.packAPanel(p.slice(pk), ld, rows, 0, m, pc, min(kc, k-pc))
+	}
+	return p
+}
+
+// slice returns k slice pk: rows x ld values.
+func (p *PackedA) slice(pk int) []float32 {
+	size := p.rows * p.ld
+	return p.data[pk*size : (pk+1)*size]
+}
+
+// Mul computes C = A*B followed by ep, exactly as Fused(m, n, k, A, ...)
+// would with the matrix p was packed from: B is k x n (leading dimension
+// ldb) and C is m x n (ldc), row-major; C is overwritten and must not
+// overlap B or the residual. It uses up to Threads() goroutines and
+// panics if a slice is too short for its shape.
+func (p *PackedA) Mul(n int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
+	m, k := p.m, p.k
+	checkMatrix("B", k, n, b, ldb)
+	checkMatrix("C", m, n, c, ldc)
+	checkEpilogue(m, n, ep)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		epilogueOnly(m, n, c, ldc, ep)
+		return
+	}
+	solve(problem{m: m, n: n, k: k, packed: p, b: b, ldb: ldb, c: c, ldc: ldc, alpha: 1, ep: ep})
+}
+
+// checkEpilogue panics unless ep fits an m x n product.
+func checkEpilogue(m, n int, ep Epilogue) {
+	if ep.Bias != nil && len(ep.Bias) < m {
+		panic(fmt.Sprintf("gemm: bias has %d values, need %d", len(ep.Bias), m))
+	}
+	if ep.Residual != nil {
+		checkMatrix("residual", m, n, ep.Residual, ep.LDR)
+	}
+}
+
+// epilogueOnly sets C to ep applied to zeros: the product when k is 0.
+func epilogueOnly(m, n int, c []float32, ldc int, ep Epilogue) {
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		clear(row)
+		applyEpilogue(row, i, ep)
+	}
+}
