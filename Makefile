@@ -6,7 +6,7 @@ PARITY_DIR ?= /tmp/res2net-parity
 BIN        ?= bin/res2net
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: help build test parity lint fixtures bench bench-compare deps
+.PHONY: help build test parity lint fixtures bench bench-compare deps fixture-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -25,8 +25,10 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-fixtures: ## regenerate the committed PyTorch/Pillow fixtures under testdata/
+fixtures: ## regenerate every committed PyTorch/Pillow fixture (needs `make deps fixture-deps`)
 	$(PYTHON) scripts/make_fixtures.py
+	$(PYTHON) scripts/make_weights_fixtures.py
+	$(PYTHON) scripts/make_preprocess_fixtures.py
 
 bench: ## Go benchmarks of the GEMM, the ops and the whole model
 	$(GO) test -run '^$$' -bench . -benchtime 2x ./pkg/ops/... ./pkg/model/
@@ -38,3 +40,6 @@ bench-compare: build ## Go vs PyTorch, side by side in one run (see README)
 deps: ## install the Debian packages the parity checks need (as root)
 	apt-get update
 	apt-get install -y --no-install-recommends python3-torch python3-torchvision python3-pil libopenblas0-pthread python3-numpy
+
+fixture-deps: ## also what regenerating the fixtures needs: source photos and libjpeg-turbo's cjpeg (as root)
+	apt-get install -y --no-install-recommends python3-skimage libjpeg-turbo-progs

@@ -16,7 +16,13 @@ import pickle
 import tarfile
 import zipfile
 
+import sys
+
 import torch
+
+sys.dont_write_bytecode = True  # keep scripts/ free of __pycache__
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_fixtures import save_legacy  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pkg", "weights", "testdata")
 
@@ -65,7 +71,11 @@ def record(expected, name, sd):
 
 
 def save(name, obj, legacy):
-    torch.save(obj, os.path.join(OUT, name), _use_new_zipfile_serialization=not legacy)
+    path = os.path.join(OUT, name)
+    if legacy:
+        save_legacy(obj, path)  # byte-stable storage keys
+    else:
+        torch.save(obj, path)
 
 
 def element_sizes(path):
