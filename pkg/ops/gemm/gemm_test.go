@@ -260,16 +260,7 @@ func TestFusedPanicsOnShortSlices(t *testing.T) {
 		{"short bias", func() { Fused(2, 2, 3, a, 3, b, 2, c, 2, Epilogue{Bias: []float32{1}}) }},
 		{"short residual", func() { Fused(2, 2, 3, a, 3, b, 2, c, 2, Epilogue{Residual: c[:3], LDR: 2}) }},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Error("no panic")
-				}
-			}()
-			tt.call()
-		})
-	}
+	assertPanics(t, tests)
 }
 
 func TestFusedAllocs(t *testing.T) {
@@ -325,5 +316,23 @@ func TestFusedConcurrentCalls(t *testing.T) {
 		if err != nil {
 			t.Errorf("%dx%dx%d: %v", shapes[i].m, shapes[i].n, shapes[i].k, err)
 		}
+	}
+}
+
+// assertPanics runs each call in a subtest and fails the ones that return.
+func assertPanics(t *testing.T, tests []struct {
+	name string
+	call func()
+}) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic")
+				}
+			}()
+			tt.call()
+		})
 	}
 }

@@ -84,16 +84,7 @@ func TestPackedMulPanicsOnShortSlices(t *testing.T) {
 		{"short bias", func() { pa.Mul(2, b, 2, c, 2, Epilogue{Bias: []float32{1}}) }},
 		{"short residual", func() { pa.Mul(2, b, 2, c, 2, Epilogue{Residual: c[:3], LDR: 2}) }},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Error("no panic")
-				}
-			}()
-			tt.call()
-		})
-	}
+	assertPanics(t, tests)
 }
 
 func TestPackedMulAllocs(t *testing.T) {
