@@ -118,3 +118,31 @@ func TestPredictFetchesDefault(t *testing.T) {
 		t.Errorf("second run: err %v, stderr %q, %d requests; want the cache", err, errOut, hits.Load()-before)
 	}
 }
+
+// TestFetchDiskFull makes the partial download a link to /dev/full, where
+// every write fails with ENOSPC: fetch reports it and leaves no file at the
+// final path.
+func TestFetchDiskFull(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	body, err := os.ReadFile(tinyWeights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	srv, _ := serveFile(t, body)
+	home := t.TempDir()
+	t.Setenv("RES2NET_HOME", home)
+	if err := os.Symlink("/dev/full", filepath.Join(home, "ckpt.pth.part")); err != nil {
+		t.Fatal(err)
+	}
+	ios, _, _ := testIO("")
+	err = runFetch(context.Background(), &fetchOptions{IO: ios, URL: srv.URL + "/ckpt.pth", SHA256: hex.EncodeToString(sum[:]), Quiet: true})
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Errorf("fetch to a full disk: %v, want a no-space error", err)
+	}
+	if _, err := os.Stat(filepath.Join(home, "ckpt.pth")); err == nil {
+		t.Error("a file is at the final path")
+	}
+}

@@ -359,7 +359,7 @@ func (d *download) attempt(ctx context.Context) error {
 				return fmt.Errorf("%w (%d bytes)", errTooLong, total)
 			}
 			if _, err := d.f.WriteAt(buf[:n], d.have); err != nil {
-				return fmt.Errorf("write %s: %w", d.part, err)
+				return err // an *fs.PathError, which names the file
 			}
 			d.hash.Write(buf[:n])
 			d.have += int64(n)
