@@ -417,7 +417,7 @@ Regenerate everything, byte for byte, with
 (Debian packages python3-torch {torch}, python3-torchvision {torchvision},
 python3-pil {pil}, python3-skimage {skimage}; no network). The reference network is
 `scripts/reference.py` (Holocron Res2Net semantics, see
-/work/shared/reference/FACTS.md). All `.npy` files are little-endian,
+testdata/reference/FACTS.md). All `.npy` files are little-endian,
 C-order, version 1.0, float32 (`<f4`) unless marked uint8 (`|u1`).
 
 ## tiny/

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// The published architecture's totals, from FACTS.md (PyTorch's count).
+// The published architecture's totals, from testdata/reference/FACTS.md (PyTorch's count).
 const (
 	wantParams = 23670610
 	wantMACs   = 4253118464 + 20480

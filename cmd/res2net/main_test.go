@@ -128,11 +128,11 @@ func TestPredictPhotos(t *testing.T) {
 		n := 5
 		sum := 0.0
 		for i, pr := range r.Predictions {
-			sum += pr.Probability
+			sum += float64(pr.Probability)
 			if i < n && pr.Index != want[i] {
 				t.Errorf("%s: rank %d is class %d, PyTorch says %d", p.File, i+1, pr.Index, want[i])
 			}
-			if d := math.Abs(pr.Logit - float64(logits.Data[pr.Index])); d > tol {
+			if d := math.Abs(float64(pr.Logit - logits.Data[pr.Index])); d > tol {
 				t.Errorf("%s: logit of class %d differs from PyTorch's by %.3g > %.3g", p.File, pr.Index, d, tol)
 			}
 		}
@@ -314,5 +314,41 @@ func TestPredictCachedDefault(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "coffee.png") || errOut.Len() != 0 {
 		t.Errorf("stdout %q, stderr %q", out, errOut)
+	}
+}
+
+// TestPredictSymlinkedFolder walks a folder given through a link, with or
+// without a trailing slash, and reports paths under the name given.
+func TestPredictSymlinkedFolder(t *testing.T) {
+	dir := t.TempDir()
+	photos, err := filepath.Abs(photosDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(photos, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range []string{link, link + "/"} {
+		ios, out, errOut := testIO("")
+		opts := &predictOptions{IO: ios, Inputs: []string{arg}, TopK: 1, Weights: tinyWeights, Format: "csv",
+			BatchSize: 8, Threads: 1, MaxPixels: 1 << 27}
+		if err := runPredict(context.Background(), opts); err != nil {
+			t.Fatalf("%s: %v\n%s", arg, err, errOut)
+		}
+		if !strings.Contains(out.String(), filepath.Join(link, "coffee.png")+",1,") {
+			t.Errorf("%s: no row for link/coffee.png:\n%s", arg, out)
+		}
+	}
+}
+
+// TestExecuteInterrupted: a cancelled run (Ctrl-C) says so and exits 130.
+func TestExecuteInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ios, _, errOut := testIO("")
+	code := execute(ctx, ios, []string{"predict", "--weights", tinyWeights, filepath.Join(photosDir, "coffee.png")})
+	if code != 130 || !strings.Contains(errOut.String(), "interrupted") {
+		t.Errorf("exit %d, stderr %q; want 130 and interrupted", code, errOut)
 	}
 }

@@ -61,7 +61,7 @@ func TestParityPhotos(t *testing.T) {
 			if p.Index != want[k] {
 				t.Errorf("%s: rank %d is class %d, PyTorch says %d", f, k+1, p.Index, want[k])
 			}
-			if d := math.Abs(p.Logit - float64(row[p.Index])); d > tol {
+			if d := math.Abs(float64(p.Logit - row[p.Index])); d > tol {
 				t.Errorf("%s: logit of class %d differs from PyTorch's by %.3g > %.3g", f, p.Index, d, tol)
 			}
 		}

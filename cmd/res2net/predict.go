@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"github.com/res2net/res2net/pkg/ops"
 	"github.com/res2net/res2net/pkg/preprocess"
@@ -66,8 +68,8 @@ type prediction struct {
 	Rank        int     `json:"rank"`
 	Index       int     `json:"index"`
 	Label       string  `json:"label"`
-	Probability float64 `json:"probability"`
-	Logit       float64 `json:"logit"`
+	Probability float32 `json:"probability"` // float32, as computed: JSON prints it short
+	Logit       float32 `json:"logit"`
 }
 
 // result is the outcome for one input, in input order.
@@ -101,6 +103,10 @@ func runPredict(ctx context.Context, opts *predictOptions) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
+	// Cancelling on return stops the decoder goroutine when an error ends
+	// the run early.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	net, err := loadNetwork(ctx, opts.IO, opts.Weights, opts.Offline, opts.Quiet)
 	if err != nil {
 		return err
@@ -215,8 +221,8 @@ func classify(net *network, batch []*result, topk int, scratch *[]float32) error
 				Rank:        rank + 1,
 				Index:       idx,
 				Label:       net.Labels[idx],
-				Probability: float64(p[idx]),
-				Logit:       float64(row[idx]),
+				Probability: p[idx],
+				Logit:       row[idx],
 			})
 		}
 	}
@@ -240,16 +246,24 @@ func expandInputs(args []string) []input {
 			out = append(out, input{path: arg})
 			continue
 		}
+		// Anything but a folder (after links) is an image however it is
+		// named; a missing file gets its error from the decoder.
+		if fi, err := os.Stat(arg); err != nil || !fi.IsDir() {
+			out = append(out, input{path: arg})
+			continue
+		}
+		// WalkDir does not follow a link at the root: walk the folder it names.
+		root, err := filepath.EvalSymlinks(arg)
+		if err != nil {
+			out = append(out, input{path: arg, err: err})
+			continue
+		}
 		found := false
-		err := filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
+		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			if p == arg && !d.IsDir() {
-				out = append(out, input{path: p})
-				found = true
-				return nil
-			}
+			p = filepath.Join(arg, strings.TrimPrefix(p, root))
 			if !d.IsDir() && preprocess.IsImageFile(p) {
 				out = append(out, input{path: p})
 				found = true
@@ -300,7 +314,7 @@ func (p *printer) print(r *result) error {
 	case "csv":
 		for _, pr := range r.Predictions {
 			p.csv.Write([]string{r.File, strconv.Itoa(pr.Rank), strconv.Itoa(pr.Index), pr.Label,
-				strconv.FormatFloat(pr.Probability, 'g', 6, 64), strconv.FormatFloat(pr.Logit, 'g', 6, 64)})
+				strconv.FormatFloat(float64(pr.Probability), 'g', -1, 32), strconv.FormatFloat(float64(pr.Logit), 'g', -1, 32)})
 		}
 		p.csv.Flush()
 		return p.csv.Error()

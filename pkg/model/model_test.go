@@ -71,7 +71,7 @@ func randomInput(seed uint64, shape ...int) *ops.Tensor {
 	return x
 }
 
-// referenceForward is the network written out from FACTS.md with only the
+// referenceForward is the network written out from testdata/reference/FACTS.md with only the
 // reference operators: every conv followed by an explicit BatchNorm, channel
 // splits and concatenations as copies, nothing folded or fused. Whether a
 // block has a downsample is read from the state dict.
