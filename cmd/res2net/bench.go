@@ -23,6 +23,7 @@ type benchOptions struct {
 	Size      int
 	Format    string
 	Offline   bool
+	Quiet     bool
 }
 
 func newBenchCmd(io *ioStreams) *cobra.Command {
@@ -43,9 +44,10 @@ median and 90th percentile time per image and the throughput.`,
 	f.IntVar(&opts.Warmup, "warmup", 3, "untimed forward passes first")
 	f.IntVarP(&opts.BatchSize, "batch-size", "b", 1, "images per forward pass")
 	f.IntVarP(&opts.Threads, "threads", "t", runtime.NumCPU(), "CPU threads")
-	f.IntVar(&opts.Size, "size", 224, "input height and width")
+	f.IntVar(&opts.Size, "size", 224, "input height and width (at least 32, so the last stage is not empty)")
 	f.StringVarP(&opts.Format, "format", "f", "text", "output format: text or json")
 	f.BoolVar(&opts.Offline, "offline", false, "never download; fail if the checkpoint is not cached")
+	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no download notice or progress bar")
 	return cmd
 }
 
@@ -74,7 +76,7 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 	case opts.Format != "text" && opts.Format != "json":
 		return usageErrorf("--format must be text or json, got %q", opts.Format)
 	}
-	net, err := loadNetwork(ctx, opts.IO, opts.Weights, opts.Offline, false)
+	net, err := loadNetwork(ctx, opts.IO, opts.Weights, opts.Offline, opts.Quiet)
 	if err != nil {
 		return err
 	}

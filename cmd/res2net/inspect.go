@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -58,6 +59,8 @@ type checkpointReport struct {
 
 type inspectReport struct {
 	Model       string            `json:"model"`
+	Top1        float64           `json:"published_top1"` // Imagenette val accuracy, %
+	Top5        float64           `json:"published_top5"`
 	Input       []int             `json:"input_shape"`
 	Layers      []inspectLayer    `json:"layers"`
 	TotalParams int64             `json:"total_params"`
@@ -72,7 +75,8 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 		return usageErrorf("--format must be text or json, got %q", opts.Format)
 	}
 	cfg := model.Res2Net50()
-	rep := &inspectReport{Model: weights.Default.Arch, Input: []int{1, 3, inspectSize, inspectSize}}
+	rep := &inspectReport{Model: weights.Default.Arch, Top1: weights.Default.Top1, Top5: weights.Default.Top5,
+		Input: []int{1, 3, inspectSize, inspectSize}}
 	if opts.Weights != "" {
 		ck, err := inspectCheckpoint(opts.Weights, cfg)
 		if err != nil {
@@ -90,17 +94,21 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	return rep.writeText(opts.IO.Out)
+	w := bufio.NewWriter(opts.IO.Out)
+	rep.writeText(w)
+	return w.Flush()
 }
 
 // inspectCheckpoint loads the file and checks it against cfg. A file that
 // loads but does not fit the architecture is reported, not an error.
 func inspectCheckpoint(path string, cfg model.Config) (*checkpointReport, error) {
-	sum, err := weights.SHA256File(path)
+	// Load first: its errors say what is wrong with a file that is no
+	// checkpoint at all.
+	ckpt, err := weights.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	ckpt, err := weights.Load(path)
+	sum, err := weights.SHA256File(path)
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +119,11 @@ func inspectCheckpoint(path string, cfg model.Config) (*checkpointReport, error)
 	return rep, nil
 }
 
-func (r *inspectReport) writeText(w io.Writer) error {
-	fmt.Fprintf(w, "%s, input %s\n\n", r.Model, ops.ShapeString(r.Input))
+// writeText prints the report; the caller's bufio.Writer keeps the first
+// write error and returns it from Flush.
+func (r *inspectReport) writeText(w io.Writer) {
+	fmt.Fprintf(w, "%s, input %s (published checkpoint: Imagenette val top-1 %.2f %%, top-5 %.2f %%)\n\n",
+		r.Model, ops.ShapeString(r.Input), r.Top1, r.Top5)
 	nameWidth := len("layer")
 	for _, l := range r.Layers {
 		nameWidth = max(nameWidth, len(l.Name))
@@ -134,7 +145,6 @@ func (r *inspectReport) writeText(w io.Writer) error {
 			fmt.Fprintf(w, "  matches the architecture: no\n  %s\n", strings.ReplaceAll(c.Problem, "\n", "\n  "))
 		}
 	}
-	return nil
 }
 
 // group formats n with thousands separators: 23670610 -> "23,670,610".

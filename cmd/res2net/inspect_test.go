@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/res2net/res2net/pkg/model"
 )
 
 // The published architecture's totals, from testdata/reference/FACTS.md (PyTorch's count).
@@ -27,6 +29,23 @@ func TestInspectText(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("inspect output lacks %q", want)
 		}
+	}
+}
+
+// TestInspectCheckpointMatches checks a checkpoint against the architecture
+// it was made for: the tiny fixture against the tiny config.
+func TestInspectCheckpointMatches(t *testing.T) {
+	cfg := model.Res2Net50()
+	cfg.Planes, cfg.StemChannels = [4]int{4, 8, 16, 32}, 8
+	rep, err := inspectCheckpoint(tinyWeights, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Matches || rep.Problem != "" {
+		t.Errorf("tiny checkpoint vs tiny config: %+v", rep)
+	}
+	if _, err := inspectCheckpoint(t.TempDir(), cfg); err == nil || !strings.Contains(err.Error(), "directory") {
+		t.Errorf("a directory: %v, want the loader's error", err)
 	}
 }
 
