@@ -44,7 +44,7 @@ median and 90th percentile time per image and the throughput.`,
 	f.IntVar(&opts.Warmup, "warmup", 3, "untimed forward passes first")
 	f.IntVarP(&opts.BatchSize, "batch-size", "b", 1, "images per forward pass")
 	f.IntVarP(&opts.Threads, "threads", "t", runtime.NumCPU(), "CPU threads")
-	f.IntVar(&opts.Size, "size", 224, "input height and width (at least 32, so the last stage is not empty)")
+	f.IntVar(&opts.Size, "size", 224, "input height and width")
 	f.StringVarP(&opts.Format, "format", "f", "text", "output format: text or json")
 	f.BoolVar(&opts.Offline, "offline", false, "never download; fail if the checkpoint is not cached")
 	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no download notice or progress bar")
@@ -71,8 +71,8 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 		return usageErrorf("--batch-size must be at least 1, got %d", opts.BatchSize)
 	case opts.Threads < 1:
 		return usageErrorf("--threads must be at least 1, got %d", opts.Threads)
-	case opts.Size < 32:
-		return usageErrorf("--size must be at least 32, got %d", opts.Size)
+	case opts.Size < 1:
+		return usageErrorf("--size must be at least 1, got %d", opts.Size)
 	case opts.Format != "text" && opts.Format != "json":
 		return usageErrorf("--format must be text or json, got %q", opts.Format)
 	}

@@ -1,6 +1,7 @@
 package preprocess
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -31,20 +32,48 @@ var (
 	webpCodec = &codec{"WebP", webp.DecodeConfig, decodeWebP}
 )
 
+// sniffLen is how many leading bytes identify the format, or name an
+// unsupported one (describe looks at up to 512).
+const sniffLen = 512
+
+// maxFileBytes bounds how much of a stream Decode reads, so that an
+// endless input (predict - on a pipe, /dev/zero) fails instead of filling
+// memory. A constant rather than one derived from MaxPixels, because
+// compressed size does not follow pixel count; 1 GiB holds the largest
+// uncompressed file the default MaxPixels lets through (128 million 16-bit
+// RGBA pixels would be 1 GiB; 8-bit ones, far less). A variable so tests
+// can lower it.
+var maxFileBytes int64 = 1 << 30
+
 // Decode reads an image and returns what Pillow's
 // Image.open(f).convert("RGB") gives (alpha 255 everywhere), rotated by its
 // EXIF orientation when opts.Orient is set (TIFFs are always rotated, as
-// Pillow 9.4 does on open). The header is checked against
-// opts.MaxPixels before the pixels are decoded. Errors name the detected
-// format and the problem; Read and Load add the file name.
+// Pillow 9.4 does on open). Data that is not a supported format is refused
+// after its first bytes; a stream longer than 1 GiB is refused with
+// ErrTooLarge; the header is checked against opts.MaxPixels before the
+// pixels are decoded. Errors name the detected format and the problem;
+// Read and Load add the file name.
 func Decode(r io.Reader, opts Options) (*image.NRGBA, error) {
-	data, err := io.ReadAll(r)
+	br := bufio.NewReaderSize(r, sniffLen)
+	head, err := br.Peek(sniffLen)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	c, err := sniff(head)
 	if err != nil {
 		return nil, err
 	}
-	c, err := sniff(data)
+	data, err := io.ReadAll(io.LimitReader(br, maxFileBytes+1))
 	if err != nil {
 		return nil, err
+	}
+	if int64(len(data)) > maxFileBytes {
+		return nil, fmt.Errorf("%w: %s file is longer than the limit of %d bytes", ErrTooLarge, c.name, maxFileBytes)
+	}
+	// The ANIM chunk may lie past the sniffed bytes, after a large ICC
+	// profile.
+	if c == webpCodec && riffChunk(data, "ANIM") != nil {
+		return nil, fmt.Errorf("%w: animated WebP files are not supported", ErrUnsupported)
 	}
 	var cfg image.Config
 	if err := protect(c, func() (err error) { cfg, err = c.config(bytes.NewReader(data)); return }); err != nil {
@@ -94,8 +123,9 @@ func classify(err error) error {
 	return err
 }
 
-// sniff identifies the format from the leading bytes. Unsupported formats
-// are named when recognised.
+// sniff identifies the format from the leading bytes (at least sniffLen
+// of them when the input is that long). Unsupported formats are named when
+// recognised.
 func sniff(b []byte) (*codec, error) {
 	has := func(off int, s string) bool {
 		return len(b) >= off+len(s) && string(b[off:off+len(s)]) == s
@@ -114,9 +144,6 @@ func sniff(b []byte) (*codec, error) {
 	case has(0, "II*\x00"), has(0, "MM\x00*"):
 		return tiffCodec, nil
 	case has(0, "RIFF") && has(8, "WEBP"):
-		if riffChunk(b, "ANIM") != nil {
-			return nil, fmt.Errorf("%w: animated WebP files are not supported", ErrUnsupported)
-		}
 		return webpCodec, nil
 	}
 	return nil, fmt.Errorf("%w: %s", ErrUnsupported, describe(b))

@@ -47,9 +47,12 @@ type Options struct {
 	MaxPixels int64
 }
 
-// DefaultOptions returns the transform of the published checkpoint: resize
-// to 232, crop 224, ImageNet mean and std, EXIF orientation applied, at
-// most 128 million pixels.
+// DefaultOptions returns the evaluation transform of the published
+// checkpoint (resize to 232, crop 224, ImageNet mean and std) with at most
+// 128 million pixels and, on purpose, EXIF orientation applied, so that
+// phone photos are classified upright. That differs from Pillow's
+// Image.open and torchvision only on files with an orientation tag; the
+// CLI's --no-orient (Orient false) gives the published evaluation exactly.
 func DefaultOptions() Options {
 	return Options{
 		Resize:    232,
@@ -68,7 +71,7 @@ func DefaultOptions() Options {
 var ErrUnsupported = errors.New("unsupported image")
 
 // ErrTooLarge reports an image whose declared size exceeds
-// Options.MaxPixels.
+// Options.MaxPixels, or an input longer than Decode reads (1 GiB).
 var ErrTooLarge = errors.New("image too large")
 
 // Load decodes the image file at path and returns its 3 x Crop x Crop

@@ -269,7 +269,7 @@ func TestPhotos(t *testing.T) {
 	const dir = "../../testdata/photos"
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
-		t.Skip("no photo fixtures:", err)
+		t.Fatal(err)
 	}
 	var m photoManifest
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -429,6 +429,48 @@ func TestDecompressionBomb(t *testing.T) {
 		}
 		if alloc > 1<<20 {
 			t.Errorf("%s: refusing allocated %d bytes", tc.name, alloc)
+		}
+	}
+}
+
+// endless reads prefix once, then fill forever.
+type endless struct {
+	prefix []byte
+	fill   byte
+}
+
+func (e *endless) Read(p []byte) (int, error) {
+	n := copy(p, e.prefix)
+	e.prefix = e.prefix[n:]
+	for i := n; i < len(p); i++ {
+		p[i] = e.fill
+	}
+	return len(p), nil
+}
+
+// TestEndlessInput: an endless stream of unrecognised bytes is refused
+// after its first bytes; one that starts like an image is refused once it
+// exceeds the byte limit, instead of being read until memory runs out.
+func TestEndlessInput(t *testing.T) {
+	var err error
+	alloc := allocDuring(func() { _, err = Read(&endless{}, "zeros", DefaultOptions()) })
+	if !errors.Is(err, ErrUnsupported) {
+		t.Errorf("endless zeros: want ErrUnsupported, got %v", err)
+	}
+	if alloc > 16<<20 {
+		t.Errorf("endless zeros: refusing allocated %d bytes", alloc)
+	}
+
+	saved := maxFileBytes
+	maxFileBytes = 1 << 20
+	t.Cleanup(func() { maxFileBytes = saved })
+	for name, prefix := range map[string]string{
+		"endless.jpg": "\xff\xd8\xff\xe0",
+		"endless.png": "\x89PNG\r\n\x1a\n",
+	} {
+		_, err := Read(&endless{prefix: []byte(prefix), fill: 0xa5}, name, DefaultOptions())
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: want ErrTooLarge naming the input, got %v", name, err)
 		}
 	}
 }

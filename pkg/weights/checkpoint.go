@@ -23,24 +23,24 @@ import (
 // Errors that classify why a file could not be loaded; test for them with
 // errors.Is. The messages returned by Load add the path and the details.
 var (
-	// ErrNotCheckpoint: the file is not a PyTorch checkpoint at all (empty,
-	// a directory, random bytes, some other pickle).
+	// ErrNotCheckpoint reports a file that is not a PyTorch checkpoint at
+	// all (empty, a directory, random bytes, some other pickle).
 	ErrNotCheckpoint = errors.New("not a PyTorch checkpoint")
-	// ErrTruncated: the file ends before the data it announces.
+	// ErrTruncated reports a file that ends before the data it announces.
 	ErrTruncated = errors.New("truncated checkpoint")
-	// ErrCorrupt: the file is a checkpoint but its parts are inconsistent
-	// (a malformed pickle, a missing zip entry, a storage of the wrong size).
+	// ErrCorrupt reports a checkpoint whose parts are inconsistent (a
+	// malformed pickle, a missing zip entry, a storage of the wrong size).
 	ErrCorrupt = errors.New("corrupt checkpoint")
-	// ErrTorchScript: the file is a TorchScript archive (torch.jit.save),
-	// which holds code as well as weights.
+	// ErrTorchScript reports a TorchScript archive (torch.jit.save), which
+	// holds code as well as weights.
 	ErrTorchScript = errors.New("TorchScript archive, not a state dict (load it in Python and torch.save(model.state_dict()))")
-	// ErrTarFormat: the file uses the tar format of PyTorch before 0.1.10.
+	// ErrTarFormat reports a file in the tar format of PyTorch before 0.1.10.
 	ErrTarFormat = errors.New("tar-format checkpoint of PyTorch before 0.1.10 (load it in Python and save it again)")
-	// ErrNotStateDict: the checkpoint holds something other than a state
-	// dict, such as a pickled nn.Module.
+	// ErrNotStateDict reports a checkpoint that holds something other than
+	// a state dict, such as a pickled nn.Module.
 	ErrNotStateDict = errors.New("not a state dict")
-	// ErrUnsupported: the checkpoint uses a feature this loader does not
-	// read, such as an integer weight tensor.
+	// ErrUnsupported reports a checkpoint that uses a feature this loader
+	// does not read, such as an integer weight tensor.
 	ErrUnsupported = errors.New("unsupported checkpoint content")
 )
 

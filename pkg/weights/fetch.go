@@ -27,6 +27,10 @@ type Source struct {
 	SHA256 string
 	// Size is the expected length in bytes; 0 when unknown.
 	Size int64
+	// Name is the file's name in the cache directory, so that a mirror's
+	// download lands where the published file would; "" means the last
+	// element of the URL path. It must be a plain file name.
+	Name string
 }
 
 // Defaults of FetchOptions.
@@ -63,7 +67,8 @@ type FetchOptions struct {
 var ErrChecksum = errors.New("sha256 mismatch")
 
 // Fetch downloads src.URL into dir (created if needed) and returns the
-// path of the file, named after the last element of the URL path.
+// path of the file, named src.Name or else after the last element of the
+// URL path.
 //
 // A file already there that matches src.Size and src.SHA256 is returned
 // without network access, unless opts.Force is set. Otherwise the data goes
@@ -82,6 +87,14 @@ func Fetch(ctx context.Context, src Source, dir string, opts FetchOptions) (stri
 	name := path.Base(u.Path)
 	if (u.Scheme != "http" && u.Scheme != "https") || name == "/" || name == "." || name == ".." {
 		return fail(errors.New("not an http(s) URL of a file"))
+	}
+	if src.Name != "" {
+		name = src.Name
+		// filepath.Base catches every separator of the OS ('\' too on
+		// Windows) and a volume name.
+		if name == "." || name == ".." || filepath.Base(name) != name {
+			return fail(fmt.Errorf("file name %q is not a plain file name", name))
+		}
 	}
 	final := filepath.Join(dir, name)
 	// cached reports whether a verified copy may be used.

@@ -597,6 +597,44 @@ func TestContentRange(t *testing.T) {
 	}
 }
 
+// TestFetchName: a Source with Name downloads to dir/Name, whatever the
+// URL's base name, and its .part and .lock files derive from Name.
+func TestFetchName(t *testing.T) {
+	srv := newServer(t, func(_ int, w http.ResponseWriter, r *http.Request) { serve(w, r) })
+	dir := t.TempDir()
+	src := srv.source()
+	src.Name = "published.pth"
+	got, err := Fetch(context.Background(), src, dir, testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "published.pth"); got != want {
+		t.Errorf("path %q, want %q", got, want)
+	}
+	if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, payload) {
+		t.Errorf("file differs from the payload (%v)", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"published.pth", "published.pth.lock"}; !slices.Equal(names, want) {
+		t.Errorf("directory holds %q, want %q", names, want)
+	}
+
+	for _, name := range []string{".", "..", "a/b", "../x.pth", "/abs.pth", "dir/"} {
+		src.Name = name
+		_, err := Fetch(context.Background(), src, dir, testOpts)
+		if err == nil || !strings.Contains(err.Error(), "not a plain file name") {
+			t.Errorf("Name %q: %v, want a plain-file-name error", name, err)
+		}
+	}
+}
+
 func TestCacheDir(t *testing.T) {
 	t.Setenv("RES2NET_HOME", "/some/where")
 	if dir, err := CacheDir(); err != nil || dir != "/some/where" {
@@ -614,7 +652,8 @@ func TestCacheDir(t *testing.T) {
 
 func TestDefaultEntry(t *testing.T) {
 	src := Default.Source()
-	if src.URL != Default.URL || src.SHA256 != Default.SHA256 || src.Size != 95020747 {
+	if src.URL != Default.URL || src.SHA256 != Default.SHA256 || src.Size != 95020747 ||
+		src.Name != "res2net50_26w_4s_224-345170e8.pth" {
 		t.Errorf("Source() = %+v", src)
 	}
 	if len(Default.Classes) != 10 || Default.Classes[0] != "tench" || Default.Classes[9] != "parachute" {

@@ -3,6 +3,7 @@ package weights
 import (
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 )
 
@@ -44,9 +45,10 @@ var Default = Entry{
 	Top5:    99.41,
 }
 
-// Source returns what Fetch needs to download e.
+// Source returns what Fetch needs to download e. Name is the published
+// file's name, which a caller that swaps in a mirror's URL keeps.
 func (e Entry) Source() Source {
-	return Source{URL: e.URL, SHA256: e.SHA256, Size: e.Size}
+	return Source{URL: e.URL, SHA256: e.SHA256, Size: e.Size, Name: path.Base(e.URL)}
 }
 
 // CacheDir returns the directory checkpoints are downloaded to:
