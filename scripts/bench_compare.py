@@ -16,9 +16,9 @@ predict   one photo, whole process: `res2net predict` vs
           scripts/predict_torch.py (import torch, build, torch.load,
           preprocess, top 5); wall time and peak RSS of each process.
 folder    a folder of 64 photos (the test photos repeated), batch 8, all
-          threads: images/s of `res2net predict DIR` (whole process,
-          loading included) vs scripts/folder_torch.py (DataLoader loop,
-          loading excluded).
+          threads: ms per image of `res2net predict DIR` (whole process,
+          loading included, over 64) vs scripts/folder_torch.py (1 / its
+          images/s: DataLoader loop, loading excluded).
 
 Prints a Markdown table for the README.
 """
@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,8 +44,15 @@ def run(cmd):
     """Run cmd; return (wall seconds, peak RSS MiB, stdout)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # Drain stderr alongside stdout: reading one pipe to the end while the
+    # child blocks on the other, full one would deadlock. communicate()
+    # would reap the child and lose its rusage, which os.wait4 gives.
+    err_chunks = []
+    drain = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()))
+    drain.start()
     out = proc.stdout.read()
-    err = proc.stderr.read()
+    drain.join()
+    err = err_chunks[0]
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -108,9 +116,11 @@ def folder(args):
             [PYTHON, os.path.join(HERE, "folder_torch.py"), "--weights", args.weights, "--batch-size", "8", tmp],
             lambda r: r,
         )
-    g = statistics.median(n / wall for wall, _, _ in go)
-    t = statistics.median(float(re.search(r"([\d.]+) images/s", out).group(1)) for _, _, out in torch)
-    return [(f"folder of {n} photos, batch 8", f"{g:.1f} images/s", f"{t:.1f} images/s", t / g)]
+    # Seconds per image, so that the ratio is Go over PyTorch time like the
+    # other rows.
+    g = statistics.median(wall / n for wall, _, _ in go)
+    t = statistics.median(1 / float(re.search(r"([\d.]+) images/s", out).group(1)) for _, _, out in torch)
+    return [(f"folder of {n} photos, batch 8", f"{g * 1000:.1f} ms/image", f"{t * 1000:.1f} ms/image", g / t)]
 
 
 def main():
@@ -127,12 +137,13 @@ def main():
     rows = []
     for name in args.only.split(","):
         rows += {"forward": forward, "predict": predict, "folder": folder}[name](args)
-    print("| measure | Go | PyTorch | Go / PyTorch |")
+    print("| measure | Go | PyTorch | Go / PyTorch (time) |")
     print("| --- | --- | --- | --- |")
     for what, g, t, ratio in rows:
         print(f"| {what} | {g} | {t} | {ratio:.2f}x |")
-    print("\nRatios are time (or memory) ratios: below 1 means Go is faster (smaller);")
-    print("for the folder row it is PyTorch's images/s over Go's, so also below 1 when Go wins.")
+    print("\nEvery ratio is Go's time over PyTorch's (peak RSS over peak RSS in the memory")
+    print("row): below 1 means Go is faster (smaller). The folder row compares time per")
+    print("image: Go's whole process over 64, and 1 / PyTorch's images/s.")
 
 
 if __name__ == "__main__":

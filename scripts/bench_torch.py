@@ -12,15 +12,15 @@ times forward passes on a seeded random fp32 batch of B x 3 x size x size in
 eval mode under torch.inference_mode(). Each timed iteration is one forward
 pass of the whole batch; per-image time is iteration time / B.
 
-Reported: median and p90 (nearest rank: the ceil(0.9 n)-th smallest) ms per
-image, and images/s = 1000 / median ms per image. JSON keys:
+Reported: median and p90 (interpolated linearly between ranks, as
+numpy.percentile and `res2net bench` compute it) ms per image, and
+images/s = 1000 / median ms per image. JSON keys:
 median_ms_per_image, p90_ms_per_image, images_per_second, batch_size,
 threads, warmup, iters, image_size, torch_version.
 """
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
@@ -33,9 +33,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference  # noqa: E402
 
 
-def percentile_nearest_rank(values, p):
-    s = sorted(values)
-    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
+def p90(values):
+    """The 90th percentile, linear between ranks like numpy.percentile."""
+    if len(values) == 1:  # quantiles needs two values before Python 3.13
+        return values[0]
+    return statistics.quantiles(values, n=10, method="inclusive")[-1]
 
 
 def main():
@@ -74,7 +76,7 @@ def main():
     median = statistics.median(times)
     result = dict(
         median_ms_per_image=median,
-        p90_ms_per_image=percentile_nearest_rank(times, 90),
+        p90_ms_per_image=p90(times),
         images_per_second=1000 / median,
         batch_size=args.batch_size,
         threads=args.threads,

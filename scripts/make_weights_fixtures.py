@@ -13,10 +13,9 @@ import io
 import json
 import os
 import pickle
+import sys
 import tarfile
 import zipfile
-
-import sys
 
 import torch
 

@@ -202,11 +202,16 @@ def eval_transform():
 
 
 def load_state_dict(path):
-    """torch.load a checkpoint; unwrap {"model"|"state_dict": sd} and "module."."""
+    """torch.load a checkpoint; unwrap {"state_dict"|"model": sd} and "module."."""
     sd = torch.load(path, map_location="cpu")
-    for key in ("model", "state_dict"):
-        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
-            sd = sd[key]
+    # As pkg/weights (unwrap, maxWrapDepth) does: "state_dict" before
+    # "model", up to 4 wrappers deep.
+    for _ in range(4):
+        key = next((k for k in ("state_dict", "model")
+                    if isinstance(sd, dict) and isinstance(sd.get(k), dict)), None)
+        if key is None:
+            break
+        sd = sd[key]
     return {
         (k[len("module."):] if k.startswith("module.") else k):
             (v.float() if v.is_floating_point() else v)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime/debug"
 
@@ -34,7 +33,11 @@ func defaultCheckpoint(ctx context.Context, ios *ioStreams, offline, quiet bool)
 	if err != nil {
 		return "", err
 	}
-	p := filepath.Join(dir, path.Base(defaultSource.URL))
+	name, err := defaultSource.FileName()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, name)
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/res2net/res2net/pkg/weights"
 	"github.com/spf13/cobra"
@@ -51,7 +52,9 @@ func runFetch(ctx context.Context, opts *fetchOptions) error {
 }
 
 // fetchSource applies the --url and --sha256 overrides to the default
-// checkpoint. A mirror of the default file keeps its hash and size.
+// checkpoint. A mirror of the published file keeps its hash, size and cache
+// name, so predict finds it; another file is named after its URL, so it is
+// never taken for the published one.
 func fetchSource(url, sha string) (weights.Source, error) {
 	src := weights.Default.Source()
 	if url != "" {
@@ -61,8 +64,8 @@ func fetchSource(url, sha string) (weights.Source, error) {
 		if !isSHA256(sha) {
 			return src, usageErrorf("--sha256 %q is not a 64-digit hex SHA-256", sha)
 		}
-		if sha != src.SHA256 {
-			src.SHA256, src.Size = sha, 0
+		if !strings.EqualFold(sha, src.SHA256) {
+			src.SHA256, src.Size, src.Name = sha, 0, ""
 		}
 	}
 	return src, nil

@@ -146,3 +146,25 @@ func TestFetchDiskFull(t *testing.T) {
 		t.Error("a file is at the final path")
 	}
 }
+
+func TestFetchSource(t *testing.T) {
+	pub := weights.Default.Source()
+	other := strings.Repeat("ab", 32)
+	tests := []struct {
+		name, url, sha string
+		want           weights.Source
+	}{
+		{"default", "", "", pub},
+		{"mirror", "http://mirror/x.pth", "", weights.Source{URL: "http://mirror/x.pth", SHA256: pub.SHA256, Size: pub.Size, Name: pub.Name}},
+		{"mirror, hash given in capitals", "http://mirror/x.pth", strings.ToUpper(pub.SHA256), weights.Source{URL: "http://mirror/x.pth", SHA256: pub.SHA256, Size: pub.Size, Name: pub.Name}},
+		{"another file", "http://host/mine.pth", other, weights.Source{URL: "http://host/mine.pth", SHA256: other}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := fetchSource(tt.url, tt.sha)
+			if err != nil || got != tt.want {
+				t.Errorf("fetchSource(%q, %q) = %+v, %v; want %+v", tt.url, tt.sha, got, err, tt.want)
+			}
+		})
+	}
+}

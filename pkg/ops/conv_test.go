@@ -61,7 +61,7 @@ func TestConv2dMatchesReference(t *testing.T) {
 				Add(want.Data, want.Data, res.Data)
 			}
 			if tc.relu {
-				ReLU(want.Data)
+				reluRef(want.Data)
 			}
 
 			got := New(tc.n, tc.outC+2*extra, oh, ow)

@@ -64,3 +64,11 @@ func channelMajor(x *Tensor) []float32 {
 	}
 	return out
 }
+
+// reluRef clamps x at zero in place: the explicit ReLU that references
+// apply where the network fuses it into the GEMM epilogue.
+func reluRef(x []float32) {
+	for i, v := range x {
+		x[i] = max(v, 0)
+	}
+}

@@ -38,11 +38,9 @@ const sniffLen = 512
 
 // maxFileBytes bounds how much of a stream Decode reads, so that an
 // endless input (predict - on a pipe, /dev/zero) fails instead of filling
-// memory. A constant rather than one derived from MaxPixels, because
-// compressed size does not follow pixel count; 1 GiB holds the largest
-// uncompressed file the default MaxPixels lets through (128 million 16-bit
-// RGBA pixels would be 1 GiB; 8-bit ones, far less). A variable so tests
-// can lower it.
+// memory. It is fixed rather than derived from MaxPixels, since file size
+// does not follow pixel count; 1 GiB holds even an uncompressed 16-bit
+// RGBA TIFF of the default 128 million pixels. Tests lower it.
 var maxFileBytes int64 = 1 << 30
 
 // Decode reads an image and returns what Pillow's

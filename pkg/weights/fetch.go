@@ -33,6 +33,30 @@ type Source struct {
 	Name string
 }
 
+// FileName returns the name src is stored under in the cache directory:
+// Name, or else the last element of the URL path. It fails for a URL that
+// is not http(s) or names no file, and for a Name that is not a plain file
+// name.
+func (src Source) FileName() (string, error) {
+	u, err := url.Parse(src.URL)
+	if err != nil {
+		return "", err
+	}
+	name := path.Base(u.Path)
+	if (u.Scheme != "http" && u.Scheme != "https") || name == "/" || name == "." || name == ".." {
+		return "", errors.New("not an http(s) URL of a file")
+	}
+	if src.Name == "" {
+		return name, nil
+	}
+	// filepath.Base catches every separator of the OS ('\' too on
+	// Windows) and a volume name.
+	if src.Name == "." || src.Name == ".." || filepath.Base(src.Name) != src.Name {
+		return "", fmt.Errorf("file name %q is not a plain file name", src.Name)
+	}
+	return src.Name, nil
+}
+
 // Defaults of FetchOptions.
 const (
 	DefaultRetries      = 4
@@ -80,21 +104,9 @@ var ErrChecksum = errors.New("sha256 mismatch")
 // other processes.
 func Fetch(ctx context.Context, src Source, dir string, opts FetchOptions) (string, error) {
 	fail := func(err error) (string, error) { return "", fmt.Errorf("fetch %s: %w", src.URL, err) }
-	u, err := url.Parse(src.URL)
+	name, err := src.FileName()
 	if err != nil {
 		return fail(err)
-	}
-	name := path.Base(u.Path)
-	if (u.Scheme != "http" && u.Scheme != "https") || name == "/" || name == "." || name == ".." {
-		return fail(errors.New("not an http(s) URL of a file"))
-	}
-	if src.Name != "" {
-		name = src.Name
-		// filepath.Base catches every separator of the OS ('\' too on
-		// Windows) and a volume name.
-		if name == "." || name == ".." || filepath.Base(name) != name {
-			return fail(fmt.Errorf("file name %q is not a plain file name", name))
-		}
 	}
 	final := filepath.Join(dir, name)
 	// cached reports whether a verified copy may be used.

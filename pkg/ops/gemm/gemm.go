@@ -49,21 +49,28 @@ func Threads() int { return int(threads.Load()) }
 // is negative or a slice is too short for its shape, like gonum's BLAS.
 func Fused(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
 	checkMatrix("A", m, k, a, lda)
-	checkMatrix("B", k, n, b, ldb)
-	checkMatrix("C", m, n, c, ldc)
-	checkEpilogue(m, n, ep)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		epilogueOnly(m, n, c, ldc, ep)
-		return
-	}
-	solve(problem{
+	mul(problem{
 		m: m, n: n, k: k,
 		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
 		alpha: 1, ep: ep,
 	})
+}
+
+// mul is the common body of Fused and PackedA.Mul, after A is checked (or
+// packed): it checks B, C and the epilogue, and handles the empty shapes
+// that solve does not.
+func mul(p problem) {
+	checkMatrix("B", p.k, p.n, p.b, p.ldb)
+	checkMatrix("C", p.m, p.n, p.c, p.ldc)
+	checkEpilogue(p.m, p.n, p.ep)
+	if p.m == 0 || p.n == 0 {
+		return
+	}
+	if p.k == 0 {
+		epilogueOnly(p.m, p.n, p.c, p.ldc, p.ep)
+		return
+	}
+	solve(p)
 }
 
 // checkMatrix panics unless s can hold a rows x cols row-major matrix with
@@ -80,6 +87,7 @@ func checkMatrix(name string, rows, cols int, s []float32, ld int) {
 	}
 }
 
-// Kernel names the micro-kernel Fused runs on this CPU ("avx512", "avx2"
-// or "generic"), for version output and benchmark reports.
+// Kernel names the micro-kernel Fused runs on this CPU, as its instruction
+// set and tile shape (rows x columns of C), such as "avx512-13x32",
+// "avx2-6x16" or "go-4x4", for version output and benchmark reports.
 func Kernel() string { return best.name }

@@ -61,18 +61,7 @@ func (p *PackedA) slice(pk int) []float32 {
 // overlap B or the residual. It uses up to Threads() goroutines and
 // panics if a slice is too short for its shape.
 func (p *PackedA) Mul(n int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
-	m, k := p.m, p.k
-	checkMatrix("B", k, n, b, ldb)
-	checkMatrix("C", m, n, c, ldc)
-	checkEpilogue(m, n, ep)
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		epilogueOnly(m, n, c, ldc, ep)
-		return
-	}
-	solve(problem{m: m, n: n, k: k, packed: p, b: b, ldb: ldb, c: c, ldc: ldc, alpha: 1, ep: ep})
+	mul(problem{m: p.m, n: n, k: p.k, packed: p, b: b, ldb: ldb, c: c, ldc: ldc, alpha: 1, ep: ep})
 }
 
 // checkEpilogue panics unless ep fits an m x n product.
