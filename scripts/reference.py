@@ -1,7 +1,7 @@
 """Independent PyTorch definition of Res2Net-50 (26w x 4s), Holocron semantics.
 
 This is the reference the Go implementation is checked against. It restates
-the published model (see /work/shared/reference/FACTS.md) with module names
+the published model (see testdata/reference/FACTS.md) with module names
 chosen so that ``state_dict()`` keys are exactly those of the published
 checkpoint:
 
