@@ -420,6 +420,14 @@ python3-pil {pil}, python3-skimage {skimage}; no network). The reference network
 testdata/reference/FACTS.md). All `.npy` files are little-endian,
 C-order, version 1.0, float32 (`<f4`) unless marked uint8 (`|u1`).
 
+## reference/
+
+Not generated: the facts about the published checkpoint (`FACTS.md`: URL,
+hash, classes, evaluation transform, network semantics, parameter and MAC
+totals) and its state dict as PyTorch lists it
+(`res2net50_26w_4s_state_dict.tsv`: key, shape, dtype in file order),
+which `pkg/model` checks `Config.StateDict()` against.
+
 ## tiny/
 
 Tiny Res2Net: `reference.TINY` = Layers (3,4,6,3), Planes (4,8,16,32),
