@@ -16,15 +16,15 @@ type bottle2neck struct {
 // forward computes out = ReLU(expand(unit(reduce(x))) + shortcut(x)) for n
 // images x (in channels x n x h x w) and returns the output size.
 func (b *bottle2neck) forward(ws *workspace, out, x []float32, n, h, w int) (oh, ow int) {
-	b.reduce.Forward(ws.splits, x, n, h, w, nil, ws.col)
+	b.reduce.Forward(ws.splits, x, n, h, w, nil, ws.conv)
 	oh, ow = b.unit.forward(ws, ws.unit, ws.splits, n, h, w)
 	shortcut := x
 	if b.downsample != nil {
-		b.downsample.Forward(ws.shortcut, x, n, h, w, nil, ws.col)
+		b.downsample.Forward(ws.shortcut, x, n, h, w, nil, ws.conv)
 		shortcut = ws.shortcut
 	}
 	// The residual add and the block's ReLU happen as expand writes out.
-	b.expand.Forward(out, ws.unit, n, oh, ow, shortcut, ws.col)
+	b.expand.Forward(out, ws.unit, n, oh, ow, shortcut, ws.conv)
 	return oh, ow
 }
 
@@ -56,7 +56,7 @@ func (u *multiScale) forward(ws *workspace, out, x []float32, n, h, w int) (oh, 
 			in = ws.cascade[:len(in)]
 			ops.Add(in, result(i-1), split(i))
 		}
-		u.branches[i].Forward(result(i), in, n, h, w, nil, ws.col)
+		u.branches[i].Forward(result(i), in, n, h, w, nil, ws.conv)
 	}
 	if last := u.scale - 1; last > 0 {
 		if u.pool != nil {

@@ -8,12 +8,12 @@ import (
 	"sync"
 
 	"github.com/res2net/res2net/pkg/ops"
-	"github.com/res2net/res2net/pkg/ops/gemm"
 )
 
 // Model is a Res2Net ready for inference: BatchNorm folded into the convs,
 // buffers reused across calls. A Model is not safe for concurrent use; it
-// parallelises each Forward itself (see SetThreads).
+// parallelises each Forward itself (see SetThreads). Separate Models may
+// run at the same time: each keeps its own buffers and thread count.
 type Model struct {
 	cfg    Config
 	stem   ops.Conv2d // features.0-2: 7x7 stride-2 conv, BN, ReLU
@@ -156,8 +156,10 @@ func (m *Model) Config() Config { return m.cfg }
 // groups in parallel: that needs no synchronisation inside the network and
 // measured fastest for batches. Each group runs as one batch through every
 // layer. When fewer images than threads are left (a single photo, say),
-// the GEMMs are split across the threads instead. Forward sets the
-// process-wide GEMM thread count (gemm.SetThreads) accordingly.
+// the GEMMs are split across the threads instead. The count belongs to m
+// alone: Forward gives it to each GEMM call and never touches the
+// process-wide default (gemm.SetThreads), so Models running at the same
+// time keep their own counts.
 func (m *Model) SetThreads(n int) {
 	if n < 1 {
 		n = runtime.GOMAXPROCS(0)
@@ -182,8 +184,10 @@ func (m *Model) Forward(x *ops.Tensor) (*ops.Tensor, error) {
 		// threads, share the threads through the GEMMs.
 		workers := min(m.threads, n-start)
 		group := min((n-start)/workers, maxGroup)
-		gemm.SetThreads(m.threads / workers)
 		m.reserve(workers, group, h, w)
+		for _, ws := range m.work[:workers] {
+			ws.conv.Threads = m.threads / workers
+		}
 		if workers == 1 {
 			m.forwardGroup(m.work[0], x.Data, logits.Data, start, group, h, w)
 		} else {
@@ -224,7 +228,7 @@ func (m *Model) forwardGroup(ws *workspace, x, logits []float32, first, n, h, w 
 	}
 
 	// Stem: conv 7x7/2 + BN + ReLU, then max pool 3x3/2.
-	m.stem.Forward(y, in, n, h, w, nil, ws.col)
+	m.stem.Forward(y, in, n, h, w, nil, ws.conv)
 	h, w = m.stem.OutSize(h, w)
 	m.pool.Max(x, y, m.stem.OutC*n, h, w)
 	h, w = m.pool.OutSize(h, w)

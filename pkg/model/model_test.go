@@ -5,9 +5,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/res2net/res2net/pkg/ops"
+	"github.com/res2net/res2net/pkg/ops/gemm"
 )
 
 // tinyConfig is the configuration of the fixtures in testdata/tiny: the
@@ -208,6 +210,7 @@ func TestForwardMatchesReference(t *testing.T) {
 		threads int
 	}{
 		{"tiny", tinyConfig(), 2, 64, 64, 1},
+		{"stem image by image", tinyConfig(), 2, 128, 128, 1}, // 64x64 stem outputs
 		{"tiny odd size", tinyConfig(), 1, 37, 45, 1},
 		{"tiny threads", tinyConfig(), 3, 33, 40, 2},
 		{"scale 2", twoScales, 2, 29, 31, 2},
@@ -263,6 +266,61 @@ func TestForwardBatchMatchesSingleImages(t *testing.T) {
 			want, _ := ops.FromData(batch.Data[i*cfg.Classes:(i+1)*cfg.Classes], 1, cfg.Classes)
 			assertLogits(t, got, want, 1e-6)
 		}
+	}
+}
+
+// TestModelsWithOwnThreadsRunConcurrently runs two models with different
+// thread counts at the same time: each must give the logits it gives alone
+// and leave the process-wide GEMM thread count alone.
+func TestModelsWithOwnThreadsRunConcurrently(t *testing.T) {
+	defer gemm.SetThreads(gemm.Threads())
+	const global = 5
+	gemm.SetThreads(global)
+	cfg := tinyConfig()
+	runs := []struct {
+		threads int
+		x       *ops.Tensor
+	}{
+		// One group of 3 images, GEMMs on 1 thread; then 2 groups of 1
+		// image, GEMMs on 2 threads each, with the stem image by image.
+		{1, randomInput(8, 3, 3, 40, 40)},
+		{4, randomInput(9, 2, 3, 128, 128)},
+	}
+	models := make([]*Model, len(runs))
+	alone := make([]*ops.Tensor, len(runs))
+	for i, r := range runs {
+		m, err := New(cfg, randomStateDict(cfg, uint64(10+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.SetThreads(r.threads)
+		if alone[i], err = m.Forward(r.x); err != nil {
+			t.Fatal(err)
+		}
+		models[i] = m
+	}
+	got := make([][]*ops.Tensor, len(runs))
+	var wg sync.WaitGroup
+	for i, m := range models {
+		wg.Go(func() {
+			for range 3 {
+				logits, err := m.Forward(runs[i].x)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[i] = append(got[i], logits)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range runs {
+		for _, logits := range got[i] {
+			assertLogits(t, logits, alone[i], 0)
+		}
+	}
+	if n := gemm.Threads(); n != global {
+		t.Errorf("gemm.Threads() = %d after Forward, want %d: a Model changed the process-wide count", n, global)
 	}
 }
 
@@ -352,7 +410,8 @@ func TestForwardReusesBuffers(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.SetThreads(1)
-	x := randomInput(4, 2, 3, 32, 32)
+	// 128x128, so that the stem runs image by image too.
+	x := randomInput(4, 2, 3, 128, 128)
 	if _, err := m.Forward(x); err != nil {
 		t.Fatal(err)
 	}

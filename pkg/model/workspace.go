@@ -1,9 +1,12 @@
 package model
 
+import "github.com/res2net/res2net/pkg/ops"
+
 // workspace holds the activations of one group of images in flight, sized
 // for the largest layer at one group and input size, so that Forward
 // allocates nothing per layer: the buffers are reused by every block and
-// every Forward call. All are channel-major (C x N x H x W).
+// every Forward call. All are channel-major (C x N x H x W). It also holds
+// what the group's convs run with, its im2col scratch and GEMM threads.
 type workspace struct {
 	input    []float32 // the group's images, channel-major (when more than one)
 	x, y     []float32 // a block's input and output, swapped after each block
@@ -11,7 +14,7 @@ type workspace struct {
 	unit     []float32 // conv.3 output: the concatenated branch results
 	cascade  []float32 // a branch's input out[i-1] + split[i]
 	shortcut []float32 // downsample output
-	col      []float32 // im2col scratch
+	conv     ops.Exec  // im2col scratch, and the GEMM threads Forward gives the group
 	pooled   []float32 // global average pool output, channel-major
 	features []float32 // one image's pooled features, the head's input
 }
@@ -21,31 +24,33 @@ type workspace struct {
 func (m *Model) newWorkspace(n, h, w int) *workspace {
 	var act, splits, unit, cascade, shortcut, col int
 	need := func(size *int, v int) { *size = max(*size, n*v) }
+	// Not n times one image's: wide convs take their images one by one.
+	needCol := func(c *ops.Conv2d, h, w int) { col = max(col, c.ColSize(n, h, w)) }
 
 	input := n * inChannels * h * w
 	if n == 1 {
 		input = 0 // the image is already channel-major
 	}
-	need(&col, m.stem.ColSize(1, h, w))
+	needCol(&m.stem, h, w)
 	h, w = m.stem.OutSize(h, w)
 	need(&act, m.stem.OutC*h*w)
 	h, w = m.pool.OutSize(h, w)
 	for _, stage := range m.stages {
 		for i := range stage {
 			b := &stage[i]
-			need(&col, b.reduce.ColSize(1, h, w))
+			needCol(&b.reduce, h, w)
 			need(&splits, b.reduce.OutC*h*w)
-			for _, br := range b.unit.branches {
-				need(&col, br.ColSize(1, h, w))
+			for j := range b.unit.branches {
+				needCol(&b.unit.branches[j], h, w)
 			}
 			need(&cascade, b.unit.width*h*w)
 			if b.downsample != nil {
-				need(&col, b.downsample.ColSize(1, h, w))
+				needCol(b.downsample, h, w)
 			}
 			h, w = b.unit.branches[0].OutSize(h, w)
 			need(&unit, b.expand.InC*h*w)
 			need(&shortcut, b.expand.OutC*h*w)
-			need(&col, b.expand.ColSize(1, h, w))
+			needCol(&b.expand, h, w)
 			need(&act, b.expand.OutC*h*w)
 		}
 	}
@@ -57,7 +62,7 @@ func (m *Model) newWorkspace(n, h, w int) *workspace {
 		unit:     make([]float32, unit),
 		cascade:  make([]float32, cascade),
 		shortcut: make([]float32, shortcut),
-		col:      make([]float32, col),
+		conv:     ops.Exec{Col: make([]float32, col)},
 		pooled:   make([]float32, n*m.head.In),
 		features: make([]float32, m.head.In),
 	}

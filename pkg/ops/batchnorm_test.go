@@ -35,7 +35,7 @@ func TestFoldIntoMatchesConvThenBatchNorm(t *testing.T) {
 		got := New(tc.n, tc.outC, oh, ow)
 		col := make([]float32, conv.ColSize(1, tc.h, tc.w))
 		for b := range tc.n {
-			conv.Forward(got.Data[b*tc.outC*oh*ow:], x.Data[b*tc.inC*tc.h*tc.w:], 1, tc.h, tc.w, nil, col)
+			conv.Forward(got.Data[b*tc.outC*oh*ow:], x.Data[b*tc.inC*tc.h*tc.w:], 1, tc.h, tc.w, nil, Exec{Col: col})
 		}
 		// The zero-variance channel scales by ~316, so allow for that.
 		assertClose(t, "folded", got.Data, want.Data, 1e-5)

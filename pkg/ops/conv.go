@@ -45,60 +45,93 @@ func (c *Conv2d) OutSize(h, w int) (oh, ow int) {
 // pixel once, in place.
 func (c *Conv2d) direct() bool { return c.Kernel == 1 && c.Stride == 1 && c.Pad == 0 }
 
+// wideImage is the output size (64x64 pixels) from which one image's
+// product is wide enough to keep the GEMM busy alone. Batching such a conv
+// would only multiply its im2col buffer, which for the 224x224 stem is
+// already 147 x 12544 values per image, so Forward runs it image by image.
+const wideImage = 64 * 64
+
+// imagesPerProduct returns how many of n images (with oh x ow outputs)
+// each GEMM of Forward covers: all n, or one when the conv has an im2col
+// and its images are wide.
+func (c *Conv2d) imagesPerProduct(n, oh, ow int) int {
+	if !c.direct() && oh*ow >= wideImage {
+		return 1
+	}
+	return n
+}
+
 // ColSize is the length of the scratch buffer Forward needs for n h x w
-// images: 0 when the input is used directly, else the im2col matrix
-// (InC*Kernel*Kernel x N*OH*OW; for a strided 1x1 conv that is just the
-// subsampled input).
+// images: 0 when the input is used directly, else the im2col matrix of the
+// images one GEMM covers (InC*Kernel*Kernel x OH*OW for each; for a strided
+// 1x1 conv that is just the subsampled input).
 func (c *Conv2d) ColSize(n, h, w int) int {
 	if c.direct() {
 		return 0
 	}
 	oh, ow := c.OutSize(h, w)
-	return c.InC * c.Kernel * c.Kernel * n * oh * ow
+	return c.InC * c.Kernel * c.Kernel * c.imagesPerProduct(n, oh, ow) * oh * ow
+}
+
+// Exec is what one Forward call runs with besides its tensors. It belongs
+// to the caller, so that callers running convs at the same time (two
+// models, say) share no scratch and do not change each other's threads.
+type Exec struct {
+	Col     []float32 // im2col scratch of at least ColSize(n, h, w) values, reused so that calls allocate nothing
+	Threads int       // goroutines the GEMM may use; 0 means gemm.Threads()
 }
 
 // Forward computes dst (OutC x n x OH x OW) from src (InC x n x h x w),
-// adding residual (shaped like dst) when it is not nil. col is caller-owned
-// scratch of at least ColSize(n, h, w) values, so that repeated calls
-// allocate nothing. The slices may be longer than needed (workspaces are
+// adding residual (shaped like dst) when it is not nil, with ex's scratch
+// and thread count. The slices may be longer than needed (workspaces are
 // sized for the largest layer) and may be channel ranges of larger
-// tensors; dst must not overlap src, residual or col.
-func (c *Conv2d) Forward(dst, src []float32, n, h, w int, residual, col []float32) {
+// tensors; dst must not overlap src, residual or ex.Col.
+//
+// All n images are one GEMM, except for wide images with an im2col (the
+// stem): there each image's product writes its own columns of dst, so the
+// im2col buffer holds one image.
+func (c *Conv2d) Forward(dst, src []float32, n, h, w int, residual []float32, ex Exec) {
 	oh, ow := c.OutSize(h, w)
-	cols := n * oh * ow
+	hw, ohw := h*w, oh*ow
+	cols := n * ohw // the width of dst and residual
 	k := c.InC * c.Kernel * c.Kernel
-	b := src[:c.InC*n*h*w]
-	if !c.direct() {
-		b = col[:k*cols]
-		im2col(b, src, c.InC, n, h, w, c.Kernel, c.Stride, c.Pad, oh, ow)
+	imgs := c.imagesPerProduct(n, oh, ow)
+	width := imgs * ohw
+	for i := 0; i < n; i += imgs {
+		// Image i starts i planes into every channel of src, dst and residual.
+		b, ldb := src[i*hw:], n*hw
+		if !c.direct() {
+			b, ldb = ex.Col[:k*width], width
+			im2col(b, src[i*hw:], c.InC, imgs, n*hw, h, w, c.Kernel, c.Stride, c.Pad, oh, ow)
+		}
+		ep := gemm.Epilogue{Bias: c.Bias, ReLU: c.ReLU}
+		if residual != nil {
+			ep.Residual, ep.LDR = residual[i*ohw:], cols
+		}
+		if c.packed != nil {
+			c.packed.MulThreads(ex.Threads, width, b, ldb, dst[i*ohw:], cols, ep)
+		} else {
+			gemm.FusedThreads(ex.Threads, c.OutC, width, k, c.Weight[:c.OutC*k], k, b, ldb, dst[i*ohw:], cols, ep)
+		}
 	}
-	ep := gemm.Epilogue{Bias: c.Bias, ReLU: c.ReLU}
-	if residual != nil {
-		ep.Residual, ep.LDR = residual[:c.OutC*cols], cols
-	}
-	if c.packed != nil {
-		c.packed.Mul(cols, b, cols, dst[:c.OutC*cols], cols, ep)
-		return
-	}
-	gemm.Fused(c.OutC, cols, k, c.Weight[:c.OutC*k], k, b, cols, dst[:c.OutC*cols], cols, ep)
 }
 
-// im2col writes the receptive fields of src (c x n x h x w) as the columns
+// im2col writes the receptive fields of n images of c channels of h x w
+// pixels in src, channel ci of image img at ci*ld+img*h*w, as the columns
 // of col, a (c*k*k) x (n*oh*ow) matrix: row (ci*k+ky)*k+kx holds input
 // pixel (ci, img, oy*stride-pad+ky, ox*stride-pad+kx) for every image and
 // output pixel (img, oy, ox), or zero where that falls in the padding. The
 // row order is the order of PyTorch's weight layout, so the weights serve
 // as the GEMM's A unchanged. With k == 1 and no padding this is plain
 // subsampling.
-func im2col(col, src []float32, c, n, h, w, k, stride, pad, oh, ow int) {
+func im2col(col, src []float32, c, n, ld, h, w, k, stride, pad, oh, ow int) {
 	same := stride == 1 && oh == h && ow == w
 	i := 0
 	for ci := range c {
 		for ky := range k {
 			for kx := range k {
-				// Plane ci*n+img of src is channel ci of image img.
-				for p := ci * n; p < (ci+1)*n; p++ {
-					plane := src[p*h*w : (p+1)*h*w]
+				for img := range n {
+					plane := src[ci*ld+img*h*w:][:h*w]
 					row := col[i : i+oh*ow]
 					i += oh * ow
 					if same {

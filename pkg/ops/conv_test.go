@@ -10,6 +10,7 @@ func TestConv2dMatchesReference(t *testing.T) {
 	tests := []struct {
 		n, inC, outC, h, w, k, stride, pad int
 		bias, relu, residual               bool
+		threads                            int // for the batch; 0 means gemm.Threads()
 	}{
 		{n: 2, inC: 5, outC: 7, h: 9, w: 11, k: 1, stride: 1, pad: 0},
 		{n: 3, inC: 5, outC: 7, h: 9, w: 11, k: 1, stride: 1, pad: 0, bias: true, relu: true, residual: true},
@@ -28,6 +29,9 @@ func TestConv2dMatchesReference(t *testing.T) {
 		{n: 1, inC: 2, outC: 3, h: 1, w: 3, k: 3, stride: 1, pad: 1},
 		{n: 2, inC: 3, outC: 4, h: 7, w: 2, k: 5, stride: 1, pad: 2, residual: true},
 		{n: 2, inC: 3, outC: 4, h: 6, w: 9, k: 5, stride: 1, pad: 2, relu: true},
+		// Images wide enough (65x64 and 64x65 outputs) to run one by one.
+		{n: 3, inC: 3, outC: 4, h: 130, w: 127, k: 7, stride: 2, pad: 3, bias: true, relu: true, residual: true, threads: 2},
+		{n: 2, inC: 2, outC: 3, h: 64, w: 65, k: 3, stride: 1, pad: 1, residual: true, threads: 1},
 	}
 	for _, tc := range tests {
 		name := fmt.Sprintf("n%d_%dto%d_%dx%d_k%d_s%d_p%d_b%v_r%v_res%v", tc.n, tc.inC, tc.outC, tc.h, tc.w,
@@ -76,7 +80,7 @@ func TestConv2dMatchesReference(t *testing.T) {
 				if res != nil {
 					r = res.Data[b*tc.outC*ohw:]
 				}
-				conv.Forward(dst, src, 1, tc.h, tc.w, r, col)
+				conv.Forward(dst, src, 1, tc.h, tc.w, r, Exec{Col: col})
 			}
 			for b := range tc.n {
 				img := got.Data[b*(tc.outC+2*extra)*ohw : (b+1)*(tc.outC+2*extra)*ohw]
@@ -106,7 +110,7 @@ func TestConv2dMatchesReference(t *testing.T) {
 				fill(dst, -7)
 				col := make([]float32, conv.ColSize(tc.n, tc.h, tc.w)+5)
 				fill(col, float32(nan()))
-				conv.Forward(dst[extra*tc.n*ohw:], src, tc.n, tc.h, tc.w, r, col)
+				conv.Forward(dst[extra*tc.n*ohw:], src, tc.n, tc.h, tc.w, r, Exec{Col: col, Threads: tc.threads})
 				border := extra * tc.n * ohw
 				for i, v := range dst[:border] {
 					if v != -7 || dst[len(dst)-1-i] != -7 {
@@ -136,6 +140,11 @@ func TestConv2dColSize(t *testing.T) {
 		if got := tc.conv.ColSize(3, 9, 9); got != 3*tc.want {
 			t.Errorf("%+v: ColSize(3, 9, 9) = %d, want %d", tc.conv, got, 3*tc.want)
 		}
+	}
+	// The 224x224 stem runs image by image: its scratch is one image's.
+	stem := Conv2d{InC: 3, Kernel: 7, Stride: 2, Pad: 3}
+	if got, want := stem.ColSize(8, 224, 224), 3*49*112*112; got != want {
+		t.Errorf("stem: ColSize(8, 224, 224) = %d, want %d", got, want)
 	}
 }
 
@@ -171,7 +180,7 @@ func benchConv(b *testing.B, conv Conv2d, h, w int) {
 	col := make([]float32, conv.ColSize(1, h, w))
 	macs := float64(conv.OutC * conv.InC * conv.Kernel * conv.Kernel * oh * ow)
 	for b.Loop() {
-		conv.Forward(dst, src, 1, h, w, nil, col)
+		conv.Forward(dst, src, 1, h, w, nil, Exec{Col: col})
 	}
 	b.ReportMetric(macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 }

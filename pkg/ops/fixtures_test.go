@@ -65,7 +65,7 @@ func TestOpsMatchPyTorch(t *testing.T) {
 				col := make([]float32, conv.ColSize(1, h, w))
 				perIn, perOut := ops.NumElements(x.Shape[1:]), ops.NumElements(want.Shape[1:])
 				for i := range x.Shape[0] {
-					conv.Forward(got.Data[i*perOut:], x.Data[i*perIn:], 1, h, w, nil, col)
+					conv.Forward(got.Data[i*perOut:], x.Data[i*perIn:], 1, h, w, nil, ops.Exec{Col: col})
 				}
 			case "batchnorm_eval":
 				// Fold into an identity 1x1 conv: the model's only use of BatchNorm.
@@ -78,7 +78,7 @@ func TestOpsMatchPyTorch(t *testing.T) {
 					Mean: tensor("running_mean").Data, Var: tensor("running_var").Data, Eps: 1e-5}.FoldInto(&conv)
 				per := ops.NumElements(x.Shape[1:])
 				for i := range x.Shape[0] {
-					conv.Forward(got.Data[i*per:], x.Data[i*per:], 1, x.Shape[2], x.Shape[3], nil, nil)
+					conv.Forward(got.Data[i*per:], x.Data[i*per:], 1, x.Shape[2], x.Shape[3], nil, ops.Exec{})
 				}
 			case "relu":
 				copy(got.Data, x.Data)

@@ -9,7 +9,8 @@ import (
 // followed by ep, where op transposes its operand when the flag is set.
 // op(A) is m x k, op(B) is k x n, all matrices are row-major. When packed
 // is not nil it is A, already packed, and a, lda, transA and alpha are
-// unused (alpha is 1).
+// unused (alpha is 1). The product runs on up to threads goroutines, or
+// Threads() when threads < 1.
 type problem struct {
 	m, n, k    int
 	a          []float32
@@ -24,6 +25,7 @@ type problem struct {
 	alpha      float32
 	accumulate bool
 	ep         Epilogue
+	threads    int
 }
 
 // task is a problem being computed, shared with the workers: the output
@@ -43,12 +45,16 @@ type task struct {
 // the heap, and pooling keeps calls free of allocations.
 var tasks = sync.Pool{New: func() any { return new(task) }}
 
-// solve computes p with the best kernel for this CPU on up to Threads()
-// goroutines.
+// solve computes p with the best kernel for this CPU on up to p.threads
+// goroutines (Threads() if p.threads < 1).
 func solve(p problem) {
+	threads := p.threads
+	if threads < 1 {
+		threads = Threads()
+	}
 	t := tasks.Get().(*task)
 	t.problem = p
-	runWith(t, best, Threads())
+	runWith(t, best, threads)
 	t.problem, t.plan = problem{}, plan{} // drop the caller's slices before pooling
 	tasks.Put(t)
 }

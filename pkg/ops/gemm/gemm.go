@@ -9,6 +9,11 @@
 // products, such as a layer's weights, can be packed once with PackA and
 // multiplied with PackedA.Mul.
 //
+// Each call uses up to Threads() goroutines, a process-wide default set with
+// SetThreads. FusedThreads and PackedA.MulThreads take the count per call
+// instead, so that independent users in one process (two models, say) do
+// not change each other's.
+//
 // The package also installs Implementation as gonum's blas32 backend, so
 // code written against gonum.org/v1/gonum/blas/blas32 gets the same speed.
 package gemm
@@ -34,12 +39,14 @@ var threads atomic.Int64
 
 func init() { threads.Store(int64(runtime.GOMAXPROCS(0))) }
 
-// SetThreads sets how many goroutines one Fused call may use (at least 1).
+// SetThreads sets how many goroutines one call that does not give its own
+// count (Fused, PackedA.Mul, Sgemm) may use (at least 1).
 func SetThreads(n int) {
 	threads.Store(int64(max(n, 1)))
 }
 
-// Threads returns the number of goroutines one Fused call may use.
+// Threads returns the number of goroutines one call that does not give its
+// own count may use. It starts as GOMAXPROCS.
 func Threads() int { return int(threads.Load()) }
 
 // Fused computes C = A*B followed by ep, where A is m x k (leading dimension
@@ -48,11 +55,17 @@ func Threads() int { return int(threads.Load()) }
 // residual. It uses up to Threads() goroutines. It panics if a dimension
 // is negative or a slice is too short for its shape, like gonum's BLAS.
 func Fused(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
+	FusedThreads(Threads(), m, n, k, a, lda, b, ldb, c, ldc, ep)
+}
+
+// FusedThreads is Fused on up to threads goroutines instead of Threads();
+// threads < 1 means Threads().
+func FusedThreads(threads, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
 	checkMatrix("A", m, k, a, lda)
 	mul(problem{
 		m: m, n: n, k: k,
 		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
-		alpha: 1, ep: ep,
+		alpha: 1, ep: ep, threads: threads,
 	})
 }
 

@@ -336,3 +336,44 @@ func assertPanics(t *testing.T, tests []struct {
 		})
 	}
 }
+
+// TestPerCallThreads checks FusedThreads and PackedA.MulThreads with counts
+// other than the process-wide one, from several goroutines at once, as two
+// models in one process call them.
+func TestPerCallThreads(t *testing.T) {
+	defer SetThreads(Threads())
+	SetThreads(1)
+	rng := rand.New(rand.NewPCG(15, 16))
+	shapes := []shape{{300, 200, 100, 1}, {400, 40, 300, 0}}
+	var wg sync.WaitGroup
+	errs := make([]error, 2*len(shapes)*3)
+	for i, s := range shapes {
+		for threads := range 3 { // 0 means Threads()
+			for packed := range 2 {
+				tc := newCase(rng, s, i+4)
+				pa := PackA(tc.m, tc.k, tc.a, tc.lda)
+				wg.Go(func() {
+					for range 10 {
+						tc.fill()
+						if packed == 1 {
+							pa.MulThreads(threads, tc.n, tc.b, tc.ldb, tc.c, tc.ldc, tc.ep)
+						} else {
+							FusedThreads(threads, tc.m, tc.n, tc.k, tc.a, tc.lda, tc.b, tc.ldb, tc.c, tc.ldc, tc.ep)
+						}
+						if err := tc.compare(); err != nil {
+							errs[(i*3+threads)*2+packed] = fmt.Errorf("%dx%dx%d, %d threads, packed %d: %v",
+								s.m, s.n, s.k, threads, packed, err)
+							return
+						}
+					}
+				})
+			}
+		}
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}

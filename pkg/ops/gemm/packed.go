@@ -61,7 +61,13 @@ func (p *PackedA) slice(pk int) []float32 {
 // overlap B or the residual. It uses up to Threads() goroutines and
 // panics if a slice is too short for its shape.
 func (p *PackedA) Mul(n int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
-	mul(problem{m: p.m, n: n, k: p.k, packed: p, b: b, ldb: ldb, c: c, ldc: ldc, alpha: 1, ep: ep})
+	p.MulThreads(Threads(), n, b, ldb, c, ldc, ep)
+}
+
+// MulThreads is Mul on up to threads goroutines instead of Threads();
+// threads < 1 means Threads().
+func (p *PackedA) MulThreads(threads, n int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
+	mul(problem{m: p.m, n: n, k: p.k, packed: p, b: b, ldb: ldb, c: c, ldc: ldc, alpha: 1, ep: ep, threads: threads})
 }
 
 // checkEpilogue panics unless ep fits an m x n product.
