@@ -17,8 +17,8 @@ func shapesOf(cfg Config) map[string]*ops.Tensor {
 }
 
 func TestInferConfig(t *testing.T) {
-	tiny := Res2Net50()
-	tiny.Planes, tiny.StemChannels, tiny.Classes = [4]int{4, 8, 16, 32}, 8, 7
+	tiny := tinyConfig()
+	tiny.Classes = 7 // not the default, to see it read from head.weight
 	for name, want := range map[string]Config{"res2net50": Res2Net50(), "tiny": tiny} {
 		t.Run(name, func(t *testing.T) {
 			got, err := InferConfig(shapesOf(want))

@@ -15,14 +15,9 @@ import (
 // tinyConfig is the configuration of the fixtures in testdata/tiny: the
 // Res2Net-50 layout with split widths of 1, 3, 6 and 13 channels.
 func tinyConfig() Config {
-	return Config{
-		Layers:       [4]int{3, 4, 6, 3},
-		Planes:       [4]int{4, 8, 16, 32},
-		StemChannels: 8,
-		BaseWidth:    26,
-		Scale:        4,
-		Classes:      10,
-	}
+	cfg := Res2Net50()
+	cfg.Planes, cfg.StemChannels = [4]int{4, 8, 16, 32}, 8
+	return cfg
 }
 
 // randomStateDict returns seeded tensors for every parameter of cfg: conv
