@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the checkpoint fixtures of pkg/weights/testdata with PyTorch.
+"""Writes the checkpoint fixtures of pkg/checkpoint/testdata with PyTorch.
 
 Run from the repository root: /usr/bin/python3 scripts/make_weights_fixtures.py
 

@@ -204,7 +204,7 @@ def eval_transform():
 def load_state_dict(path):
     """torch.load a checkpoint; unwrap {"state_dict"|"model": sd} and "module."."""
     sd = torch.load(path, map_location="cpu")
-    # As pkg/weights (unwrap, maxWrapDepth) does: "state_dict" before
+    # As pkg/checkpoint (unwrap, maxWrapDepth) does: "state_dict" before
     # "model", up to 4 wrappers deep.
     for _ in range(4):
         key = next((k for k in ("state_dict", "model")

@@ -9,8 +9,9 @@ import (
 	"path/filepath"
 	"runtime/debug"
 
+	"github.com/res2net/res2net/pkg/checkpoint"
 	"github.com/res2net/res2net/pkg/model"
-	"github.com/res2net/res2net/pkg/weights"
+	"github.com/res2net/res2net/pkg/registry"
 )
 
 // network is the model built from a checkpoint, with its class names. It
@@ -23,13 +24,13 @@ type network struct {
 
 // defaultSource is where predict and bench fetch the checkpoint when none
 // is cached; tests point it at a local server.
-var defaultSource = weights.Default.Source()
+var defaultSource = registry.Default.Source()
 
 // defaultCheckpoint returns the cached default checkpoint's path, fetching
 // it first unless offline. Fetch renames into place only after verifying,
 // so a file at the final path needs no second hash on every start-up.
 func defaultCheckpoint(ctx context.Context, ios *ioStreams, offline, quiet bool) (string, error) {
-	dir, err := weights.CacheDir()
+	dir, err := registry.CacheDir()
 	if err != nil {
 		return "", err
 	}
@@ -66,7 +67,7 @@ func loadNetwork(ctx context.Context, ios *ioStreams, path string, offline, quie
 	// live; collecting more often than usual until the model is built keeps
 	// the peak near one copy instead of two.
 	defer debug.SetGCPercent(debug.SetGCPercent(10))
-	ckpt, err := weights.Load(path)
+	ckpt, err := checkpoint.Load(path)
 	if err != nil {
 		return nil, err
 	}
@@ -82,8 +83,8 @@ func loadNetwork(ctx context.Context, ios *ioStreams, path string, offline, quie
 
 // labels names n classes: the registry's names when they fit, else "class i".
 func labels(n int) []string {
-	if n == len(weights.Default.Classes) {
-		return weights.Default.Classes
+	if n == len(registry.Default.Classes) {
+		return registry.Default.Classes
 	}
 	out := make([]string, n)
 	for i := range out {
@@ -96,7 +97,7 @@ func labels(n int) []string {
 // checkpoint has the same layout with other widths, that narrower model. The
 // error stays the one against the published architecture, the clearest for
 // a damaged checkpoint.
-func newModel(ckpt *weights.Checkpoint) (*model.Model, error) {
+func newModel(ckpt *checkpoint.Checkpoint) (*model.Model, error) {
 	cfg := model.Res2Net50()
 	cfg.Classes = 0 // from the checkpoint's head
 	m, err := model.New(cfg, ckpt.Tensors)

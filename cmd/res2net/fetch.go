@@ -6,7 +6,8 @@ import (
 	"io"
 	"strings"
 
-	"github.com/res2net/res2net/pkg/weights"
+	"github.com/res2net/res2net/pkg/download"
+	"github.com/res2net/res2net/pkg/registry"
 	"github.com/spf13/cobra"
 )
 
@@ -55,8 +56,8 @@ func runFetch(ctx context.Context, opts *fetchOptions) error {
 // checkpoint. A mirror of the published file keeps its hash, size and cache
 // name, so predict finds it; another file is named after its URL, so it is
 // never taken for the published one.
-func fetchSource(url, sha string) (weights.Source, error) {
-	src := weights.Default.Source()
+func fetchSource(url, sha string) (download.Source, error) {
+	src := registry.Default.Source()
 	if url != "" {
 		src.URL = url
 	}
@@ -73,8 +74,8 @@ func fetchSource(url, sha string) (weights.Source, error) {
 
 // fetchInto downloads src into the cache directory, with a progress bar on
 // a terminal unless quiet.
-func fetchInto(ctx context.Context, ios *ioStreams, src weights.Source, force, quiet bool) (string, error) {
-	dir, err := weights.CacheDir()
+func fetchInto(ctx context.Context, ios *ioStreams, src download.Source, force, quiet bool) (string, error) {
+	dir, err := registry.CacheDir()
 	if err != nil {
 		return "", err
 	}
@@ -82,7 +83,7 @@ func fetchInto(ctx context.Context, ios *ioStreams, src weights.Source, force, q
 	if ios.ErrTTY && !quiet {
 		progress = ios.ErrOut
 	}
-	return weights.Fetch(ctx, src, dir, weights.FetchOptions{Force: force, Progress: progress})
+	return download.Fetch(ctx, src, dir, download.Options{Force: force, Progress: progress})
 }
 
 func isSHA256(s string) bool {

@@ -13,7 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/res2net/res2net/pkg/weights"
+	"github.com/res2net/res2net/pkg/download"
+	"github.com/res2net/res2net/pkg/registry"
 )
 
 // serveFile serves body at /ckpt.pth and counts the requests.
@@ -91,7 +92,7 @@ func TestPredictFetchesDefault(t *testing.T) {
 	sum := sha256.Sum256(body)
 	srv, hits := serveFile(t, body)
 	saved := defaultSource
-	defaultSource = weights.Source{URL: srv.URL + "/ckpt.pth", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(body))}
+	defaultSource = download.Source{URL: srv.URL + "/ckpt.pth", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(body))}
 	t.Cleanup(func() { defaultSource = saved })
 	home := t.TempDir()
 	t.Setenv("RES2NET_HOME", home)
@@ -148,16 +149,16 @@ func TestFetchDiskFull(t *testing.T) {
 }
 
 func TestFetchSource(t *testing.T) {
-	pub := weights.Default.Source()
+	pub := registry.Default.Source()
 	other := strings.Repeat("ab", 32)
 	tests := []struct {
 		name, url, sha string
-		want           weights.Source
+		want           download.Source
 	}{
 		{"default", "", "", pub},
-		{"mirror", "http://mirror/x.pth", "", weights.Source{URL: "http://mirror/x.pth", SHA256: pub.SHA256, Size: pub.Size, Name: pub.Name}},
-		{"mirror, hash given in capitals", "http://mirror/x.pth", strings.ToUpper(pub.SHA256), weights.Source{URL: "http://mirror/x.pth", SHA256: pub.SHA256, Size: pub.Size, Name: pub.Name}},
-		{"another file", "http://host/mine.pth", other, weights.Source{URL: "http://host/mine.pth", SHA256: other}},
+		{"mirror", "http://mirror/x.pth", "", download.Source{URL: "http://mirror/x.pth", SHA256: pub.SHA256, Size: pub.Size, Name: pub.Name}},
+		{"mirror, hash given in capitals", "http://mirror/x.pth", strings.ToUpper(pub.SHA256), download.Source{URL: "http://mirror/x.pth", SHA256: pub.SHA256, Size: pub.Size, Name: pub.Name}},
+		{"another file", "http://host/mine.pth", other, download.Source{URL: "http://host/mine.pth", SHA256: other}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

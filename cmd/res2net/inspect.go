@@ -8,9 +8,11 @@ import (
 	"io"
 	"strings"
 
+	"github.com/res2net/res2net/pkg/checkpoint"
+	"github.com/res2net/res2net/pkg/download"
 	"github.com/res2net/res2net/pkg/model"
 	"github.com/res2net/res2net/pkg/ops"
-	"github.com/res2net/res2net/pkg/weights"
+	"github.com/res2net/res2net/pkg/registry"
 	"github.com/spf13/cobra"
 )
 
@@ -75,7 +77,7 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 		return usageErrorf("--format must be text or json, got %q", opts.Format)
 	}
 	cfg := model.Res2Net50()
-	rep := &inspectReport{Model: weights.Default.Arch, Top1: weights.Default.Top1, Top5: weights.Default.Top5,
+	rep := &inspectReport{Model: registry.Default.Arch, Top1: registry.Default.Top1, Top5: registry.Default.Top5,
 		Input: []int{1, 3, inspectSize, inspectSize}}
 	if opts.Weights != "" {
 		ck, err := inspectCheckpoint(opts.Weights, cfg)
@@ -104,11 +106,11 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 func inspectCheckpoint(path string, cfg model.Config) (*checkpointReport, error) {
 	// Load first: its errors say what is wrong with a file that is no
 	// checkpoint at all.
-	ckpt, err := weights.Load(path)
+	ckpt, err := checkpoint.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	sum, err := weights.SHA256File(path)
+	sum, err := download.SHA256File(path)
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/res2net/res2net/internal/npy"
 	"github.com/res2net/res2net/pkg/ops"
-	"github.com/res2net/res2net/pkg/weights"
+	"github.com/res2net/res2net/pkg/registry"
 )
 
 const (
@@ -302,7 +302,7 @@ func TestPredictCachedDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cached := filepath.Join(home, path.Base(weights.Default.URL))
+	cached := filepath.Join(home, path.Base(registry.Default.URL))
 	if err := os.WriteFile(cached, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

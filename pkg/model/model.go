@@ -33,7 +33,7 @@ type Model struct {
 const maxGroup = 8
 
 // New builds the model described by cfg from a state dict (key to tensor, as
-// pkg/weights loads it). When cfg.Classes is 0 it is read from head.weight.
+// pkg/checkpoint loads it). When cfg.Classes is 0 it is read from head.weight.
 // Every missing key, unexpected key and wrong shape is reported in one
 // error; num_batches_tracked entries are ignored. New folds each BatchNorm
 // into its conv by rescaling the conv weight tensors in place, then packs

@@ -7,7 +7,7 @@ import (
 
 	"github.com/res2net/res2net/internal/npy"
 	"github.com/res2net/res2net/pkg/ops"
-	"github.com/res2net/res2net/pkg/weights"
+	"github.com/res2net/res2net/pkg/checkpoint"
 )
 
 // Fixtures written by scripts/make_fixtures.py from PyTorch (eval mode).
@@ -30,7 +30,7 @@ func readNpy(t *testing.T, path string) *ops.Tensor {
 // taking the class count from the head as the CLI does.
 func loadTiny(t *testing.T, file string) *Model {
 	t.Helper()
-	ck, err := weights.Load(filepath.Join(tinyDir, file))
+	ck, err := checkpoint.Load(filepath.Join(tinyDir, file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestParityFullSize(t *testing.T) {
 	path := filepath.Join(dir, "full.pth")
 	x := readNpy(t, filepath.Join(dir, "input.npy"))
 	want := readNpy(t, filepath.Join(dir, "logits.npy"))
-	ck, err := weights.Load(path)
+	ck, err := checkpoint.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 //go:build !unix && !windows
 
-package weights
+package download
 
 import "os"
 

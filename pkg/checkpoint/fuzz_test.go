@@ -1,4 +1,4 @@
-package weights
+package checkpoint
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 
 // The fuzz targets run their seeds (the fixtures below and
 // testdata/fuzz/<Name>/) as plain tests; run one with, for example,
-// go test -run=^$ -fuzz=FuzzReadLegacy -fuzztime=2m -fuzzminimizetime=5s ./pkg/weights/
+// go test -run=^$ -fuzz=FuzzReadLegacy -fuzztime=2m -fuzzminimizetime=5s ./pkg/checkpoint/
 // (the default minimisation budget, a minute per new input, stalls on the
 // kilobyte-sized zip inputs).
 

@@ -1,6 +1,6 @@
 //go:build windows
 
-package weights
+package download
 
 import (
 	"errors"

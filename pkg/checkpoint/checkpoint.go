@@ -1,5 +1,5 @@
-// Package weights loads PyTorch checkpoints into float32 tensors and
-// downloads the published Res2Net checkpoint into a local cache.
+// Package checkpoint reads the files model weights are published in into
+// float32 tensors.
 //
 // Load reads both serialisations torch.save produces: the legacy format
 // (a sequence of pickles followed by the raw storages, which the published
@@ -7,7 +7,7 @@
 // untrusted files defensively: every size read from the file is checked
 // against what the file can hold before memory is allocated for it, and
 // malformed input yields an error, never a panic.
-package weights
+package checkpoint
 
 import (
 	"bytes"

@@ -1,4 +1,7 @@
-package weights
+// Package download fetches files over HTTP into a local cache: verified
+// against a hash, resumed after a cut, retried on transient failures,
+// renamed into place only when complete.
+package download
 
 import (
 	"context"
@@ -57,7 +60,7 @@ func (src Source) FileName() (string, error) {
 	return src.Name, nil
 }
 
-// Defaults of FetchOptions.
+// Defaults of Options.
 const (
 	DefaultRetries      = 4
 	DefaultStallTimeout = 30 * time.Second
@@ -65,8 +68,8 @@ const (
 	maxBackoff          = time.Minute
 )
 
-// FetchOptions tune Fetch. The zero value is ready to use.
-type FetchOptions struct {
+// Options tune Fetch. The zero value is ready to use.
+type Options struct {
 	// Force downloads the file again even when a verified copy exists.
 	Force bool
 	// Progress, when not nil, receives a progress bar (bytes, rate, ETA)
@@ -102,7 +105,7 @@ var ErrChecksum = errors.New("sha256 mismatch")
 // once its size and hash are verified; on a hash mismatch the .part file is
 // deleted. A <name>.lock file serialises concurrent calls, including from
 // other processes.
-func Fetch(ctx context.Context, src Source, dir string, opts FetchOptions) (string, error) {
+func Fetch(ctx context.Context, src Source, dir string, opts Options) (string, error) {
 	fail := func(err error) (string, error) { return "", fmt.Errorf("fetch %s: %w", src.URL, err) }
 	name, err := src.FileName()
 	if err != nil {
@@ -225,7 +228,7 @@ var errStalled = errors.New("stalled")
 type download struct {
 	src               Source
 	final, part, name string
-	opts              FetchOptions
+	opts              Options
 	client            *http.Client
 
 	f    *os.File
@@ -234,7 +237,7 @@ type download struct {
 	bar  *progressbar.ProgressBar
 }
 
-func newDownload(src Source, final, name string, opts FetchOptions) *download {
+func newDownload(src Source, final, name string, opts Options) *download {
 	if opts.Retries == 0 {
 		opts.Retries = DefaultRetries
 	}

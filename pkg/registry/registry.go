@@ -1,7 +1,10 @@
-package weights
+// Package registry lists the published Res2Net models: where their weights
+// are, how they are verified, and how their inputs and outputs read.
+package registry
 
 import (
 	"fmt"
+	"github.com/res2net/res2net/pkg/download"
 	"os"
 	"path"
 	"path/filepath"
@@ -47,8 +50,8 @@ var Default = Entry{
 
 // Source returns what Fetch needs to download e. Name is the published
 // file's name, which a caller that swaps in a mirror's URL keeps.
-func (e Entry) Source() Source {
-	return Source{URL: e.URL, SHA256: e.SHA256, Size: e.Size, Name: path.Base(e.URL)}
+func (e Entry) Source() download.Source {
+	return download.Source{URL: e.URL, SHA256: e.SHA256, Size: e.Size, Name: path.Base(e.URL)}
 }
 
 // CacheDir returns the directory checkpoints are downloaded to:

@@ -1,4 +1,4 @@
-package weights
+package download
 
 import (
 	"bytes"
@@ -81,7 +81,7 @@ func (s *server) source() Source {
 	return Source{URL: s.URL + "/files/model.pth", SHA256: payloadSum(), Size: int64(len(payload))}
 }
 
-var testOpts = FetchOptions{Backoff: time.Millisecond, StallTimeout: 5 * time.Second}
+var testOpts = Options{Backoff: time.Millisecond, StallTimeout: 5 * time.Second}
 
 // checkFetched asserts that dir holds exactly the complete payload.
 func checkFetched(t *testing.T, path, dir string) {
@@ -114,7 +114,7 @@ func TestFetch(t *testing.T) {
 	tests := []struct {
 		name    string
 		handler func(i int, w http.ResponseWriter, r *http.Request)
-		opts    func(*FetchOptions)
+		opts    func(*Options)
 		src     func(Source) Source
 		ranges  []string // Range headers of the requests, in order
 		err     string   // "" for success
@@ -195,7 +195,7 @@ func TestFetch(t *testing.T) {
 			handler: func(_ int, w http.ResponseWriter, r *http.Request) {
 				http.Error(w, "down", http.StatusServiceUnavailable)
 			},
-			opts:   func(o *FetchOptions) { o.Retries = 2 },
+			opts:   func(o *Options) { o.Retries = 2 },
 			ranges: []string{"", "", ""},
 			err:    "503 Service Unavailable",
 		},
@@ -211,7 +211,7 @@ func TestFetch(t *testing.T) {
 				}
 				serve(w, r)
 			},
-			opts:   func(o *FetchOptions) { o.StallTimeout = 200 * time.Millisecond },
+			opts:   func(o *Options) { o.StallTimeout = 200 * time.Millisecond },
 			ranges: []string{"", "bytes=5000-"},
 		},
 		{
@@ -219,7 +219,7 @@ func TestFetch(t *testing.T) {
 			handler: func(_ int, w http.ResponseWriter, r *http.Request) {
 				<-r.Context().Done()
 			},
-			opts:   func(o *FetchOptions) { o.StallTimeout = 100 * time.Millisecond; o.Retries = -1 },
+			opts:   func(o *Options) { o.StallTimeout = 100 * time.Millisecond; o.Retries = -1 },
 			ranges: []string{""},
 			err:    "no data for 100ms",
 		},
@@ -245,7 +245,7 @@ func TestFetch(t *testing.T) {
 		{
 			name:    "always shorter than announced",
 			handler: func(_ int, w http.ResponseWriter, r *http.Request) { cut(w, 1000) },
-			opts:    func(o *FetchOptions) { o.Retries = 1 },
+			opts:    func(o *Options) { o.Retries = 1 },
 			ranges:  []string{"", "bytes=1000-"},
 			err:     "unexpected EOF",
 		},
@@ -632,34 +632,5 @@ func TestFetchName(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "not a plain file name") {
 			t.Errorf("Name %q: %v, want a plain-file-name error", name, err)
 		}
-	}
-}
-
-func TestCacheDir(t *testing.T) {
-	t.Setenv("RES2NET_HOME", "/some/where")
-	if dir, err := CacheDir(); err != nil || dir != "/some/where" {
-		t.Errorf("with RES2NET_HOME: %q, %v", dir, err)
-	}
-	t.Setenv("RES2NET_HOME", "")
-	base, err := os.UserCacheDir()
-	if err != nil {
-		t.Skip(err)
-	}
-	if dir, err := CacheDir(); err != nil || dir != filepath.Join(base, "res2net") {
-		t.Errorf("default: %q, %v", dir, err)
-	}
-}
-
-func TestDefaultEntry(t *testing.T) {
-	src := Default.Source()
-	if src.URL != Default.URL || src.SHA256 != Default.SHA256 || src.Size != 95020747 ||
-		src.Name != "res2net50_26w_4s_224-345170e8.pth" {
-		t.Errorf("Source() = %+v", src)
-	}
-	if len(Default.Classes) != 10 || Default.Classes[0] != "tench" || Default.Classes[9] != "parachute" {
-		t.Errorf("classes %q", Default.Classes)
-	}
-	if !strings.HasSuffix(Default.URL, "/res2net50_26w_4s_224-345170e8.pth") || !strings.HasPrefix(Default.SHA256, "345170e8") {
-		t.Errorf("URL %s and hash %s disagree", Default.URL, Default.SHA256)
 	}
 }

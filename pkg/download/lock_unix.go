@@ -1,6 +1,6 @@
 //go:build unix
 
-package weights
+package download
 
 import (
 	"errors"
