@@ -18,7 +18,8 @@ import (
 // keeps no reference to the checkpoint's tensors, whose memory the model
 // has folded and packed.
 type network struct {
-	Model  *model.Model
+	Net    *model.Network
+	Model  *model.Runner // a runner on Net, for the command's one goroutine
 	Labels []string
 }
 
@@ -78,7 +79,7 @@ func loadNetwork(ctx context.Context, ios *ioStreams, path string, offline, quie
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return &network{Model: m, Labels: labels(m.Config().Classes)}, nil
+	return &network{Net: m, Model: m.NewRunner(), Labels: labels(m.Config().Classes)}, nil
 }
 
 // labels names n classes: the registry's names when they fit, else "class i".
@@ -97,7 +98,7 @@ func labels(n int) []string {
 // checkpoint has the same layout with other widths, that narrower model. The
 // error stays the one against the published architecture, the clearest for
 // a damaged checkpoint.
-func newModel(ckpt *checkpoint.Checkpoint) (*model.Model, error) {
+func newModel(ckpt *checkpoint.Checkpoint) (*model.Network, error) {
 	cfg := model.Res2Net50()
 	cfg.Classes = 0 // from the checkpoint's head
 	m, err := model.New(cfg, ckpt.Tensors)

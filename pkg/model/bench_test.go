@@ -22,10 +22,7 @@ func cpuTime() time.Duration {
 // Run with: go test -run '^$' -bench Forward ./pkg/model/
 func BenchmarkForward(b *testing.B) {
 	cfg := Res2Net50()
-	m, err := New(cfg, randomStateDict(cfg, 1))
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := newRunner(b, cfg, randomStateDict(cfg, 1))
 	for _, tc := range []struct{ batch, threads int }{{1, 1}, {1, 2}, {8, 1}, {8, 2}} {
 		b.Run(fmt.Sprintf("batch=%d/threads=%d", tc.batch, tc.threads), func(b *testing.B) {
 			m.SetThreads(tc.threads)

@@ -50,6 +50,16 @@ func randomStateDict(cfg Config, seed uint64) map[string]*ops.Tensor {
 	return tensors
 }
 
+// newRunner builds the network of cfg from tensors and returns a runner on it.
+func newRunner(t testing.TB, cfg Config, tensors map[string]*ops.Tensor) *Runner {
+	t.Helper()
+	net, err := New(cfg, tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.NewRunner()
+}
+
 // cloneStateDict deep-copies tensors, since New folds BatchNorm in place.
 func cloneStateDict(tensors map[string]*ops.Tensor) map[string]*ops.Tensor {
 	c := make(map[string]*ops.Tensor, len(tensors))
@@ -218,10 +228,7 @@ func TestForwardMatchesReference(t *testing.T) {
 			tensors := randomStateDict(tc.cfg, uint64(i))
 			x := randomInput(uint64(i), tc.n, 3, tc.h, tc.w)
 			want := referenceForward(tc.cfg, tensors, x)
-			m, err := New(tc.cfg, cloneStateDict(tensors))
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := newRunner(t, tc.cfg, cloneStateDict(tensors))
 			m.SetThreads(tc.threads)
 			// Twice: the second call reuses the buffers the first left dirty.
 			for range 2 {
@@ -237,10 +244,7 @@ func TestForwardMatchesReference(t *testing.T) {
 
 func TestForwardBatchMatchesSingleImages(t *testing.T) {
 	cfg := tinyConfig()
-	m, err := New(cfg, randomStateDict(cfg, 5))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newRunner(t, cfg, randomStateDict(cfg, 5))
 	// Enough images for several rounds of groups, full and partial.
 	images := 2*maxGroup + 3
 	x := randomInput(5, images, 3, 24, 24)
@@ -264,10 +268,10 @@ func TestForwardBatchMatchesSingleImages(t *testing.T) {
 	}
 }
 
-// TestModelsWithOwnThreadsRunConcurrently runs two models with different
+// TestRunnersWithOwnThreadsRunConcurrently runs two networks with different
 // thread counts at the same time: each must give the logits it gives alone
 // and leave the process-wide GEMM thread count alone.
-func TestModelsWithOwnThreadsRunConcurrently(t *testing.T) {
+func TestRunnersWithOwnThreadsRunConcurrently(t *testing.T) {
 	defer gemm.SetThreads(gemm.Threads())
 	const global = 5
 	gemm.SetThreads(global)
@@ -281,14 +285,12 @@ func TestModelsWithOwnThreadsRunConcurrently(t *testing.T) {
 		{1, randomInput(8, 3, 3, 40, 40)},
 		{4, randomInput(9, 2, 3, 128, 128)},
 	}
-	models := make([]*Model, len(runs))
+	models := make([]*Runner, len(runs))
 	alone := make([]*ops.Tensor, len(runs))
 	for i, r := range runs {
-		m, err := New(cfg, randomStateDict(cfg, uint64(10+i)))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newRunner(t, cfg, randomStateDict(cfg, uint64(10+i)))
 		m.SetThreads(r.threads)
+		var err error
 		if alone[i], err = m.Forward(r.x); err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +317,7 @@ func TestModelsWithOwnThreadsRunConcurrently(t *testing.T) {
 		}
 	}
 	if n := gemm.Threads(); n != global {
-		t.Errorf("gemm.Threads() = %d after Forward, want %d: a Model changed the process-wide count", n, global)
+		t.Errorf("gemm.Threads() = %d after Forward, want %d: a Runner changed the process-wide count", n, global)
 	}
 }
 
@@ -350,14 +352,14 @@ func TestNewInfersClasses(t *testing.T) {
 	cfg.Classes = 7
 	tensors := randomStateDict(cfg, 2)
 	cfg.Classes = 0
-	m, err := New(cfg, tensors)
+	net, err := New(cfg, tensors)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := m.Config().Classes; got != 7 {
+	if got := net.Config().Classes; got != 7 {
 		t.Errorf("Classes = %d, want 7 from head.weight", got)
 	}
-	out, err := m.Forward(randomInput(1, 1, 3, 16, 16))
+	out, err := net.NewRunner().Forward(randomInput(1, 1, 3, 16, 16))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,10 +380,7 @@ func TestNewInfersClasses(t *testing.T) {
 
 func TestForwardRejectsBadInput(t *testing.T) {
 	cfg := tinyConfig()
-	m, err := New(cfg, randomStateDict(cfg, 3))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newRunner(t, cfg, randomStateDict(cfg, 3))
 	for _, x := range []*ops.Tensor{
 		ops.New(3, 16, 16),
 		ops.New(1, 4, 16, 16),
@@ -400,10 +399,7 @@ func TestForwardReusesBuffers(t *testing.T) {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	cfg := tinyConfig()
-	m, err := New(cfg, randomStateDict(cfg, 4))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newRunner(t, cfg, randomStateDict(cfg, 4))
 	m.SetThreads(1)
 	// 128x128, so that the stem runs image by image too.
 	x := randomInput(4, 2, 3, 128, 128)
@@ -427,5 +423,94 @@ func TestForwardReusesBuffers(t *testing.T) {
 func clampReLU(x []float32) {
 	for i, v := range x {
 		x[i] = max(v, 0)
+	}
+}
+
+// TestEmbedAndFeatureMaps checks the outputs before the head against the
+// logits: pooling the feature maps gives the embedding, and the head on the
+// embedding gives the logits.
+func TestEmbedAndFeatureMaps(t *testing.T) {
+	cfg := tinyConfig()
+	net, err := New(cfg, randomStateDict(cfg, 21))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randomInput(21, 3, 3, 40, 36)
+	for _, threads := range []int{1, 2} {
+		r := net.NewRunner()
+		r.SetThreads(threads)
+		logits, err := r.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		emb, err := r.Embed(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		maps, err := r.FeatureMaps(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := net.Features()
+		oh, ow := net.OutSize(40, 36)
+		if want := []int{3, f, oh, ow}; !ops.SameShape(maps.Shape, want) || oh != 2 || ow != 2 {
+			t.Fatalf("feature maps %v, want %v (2x2 for 40x36)", maps.Shape, want)
+		}
+		if !ops.SameShape(emb.Shape, []int{3, f}) {
+			t.Fatalf("embedding %v, want 3x%d", emb.Shape, f)
+		}
+		pooled := ops.New(3, f)
+		for i := range 3 {
+			ops.GlobalAvgPool(pooled.Data[i*f:], maps.Data[i*f*oh*ow:], f, oh*ow)
+		}
+		assertLogits(t, emb, pooled, 1e-6)
+		head := net.Head()
+		assertLogits(t, logits, ops.LinearRef(emb, &ops.Tensor{Shape: []int{head.Out, head.In}, Data: head.Weight}, head.Bias), 1e-5)
+		for _, v := range maps.Data {
+			if v < 0 {
+				t.Fatal("feature maps have negative values: not after the ReLU")
+			}
+		}
+	}
+}
+
+// TestRunnersShareNetwork runs several runners on one network at once (run
+// it with -race): each must give the logits a runner gives alone.
+func TestRunnersShareNetwork(t *testing.T) {
+	cfg := tinyConfig()
+	net, err := New(cfg, randomStateDict(cfg, 22))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randomInput(22, 3, 3, 48, 48)
+	want, err := net.NewRunner().Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const runners = 4
+	got := make([][]*ops.Tensor, runners)
+	var wg sync.WaitGroup
+	for i := range runners {
+		wg.Go(func() {
+			r := net.NewRunner()
+			r.SetThreads(1 + i%2)
+			for range 2 {
+				logits, err := r.Forward(x)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				got[i] = append(got[i], logits)
+			}
+		})
+	}
+	wg.Wait()
+	for i := range runners {
+		if len(got[i]) != 2 {
+			t.Fatalf("runner %d: %d results", i, len(got[i]))
+		}
+		for _, logits := range got[i] {
+			assertLogits(t, logits, want, 0)
+		}
 	}
 }

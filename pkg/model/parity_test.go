@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/res2net/res2net/internal/npy"
-	"github.com/res2net/res2net/pkg/ops"
 	"github.com/res2net/res2net/pkg/checkpoint"
+	"github.com/res2net/res2net/pkg/ops"
 )
 
 // Fixtures written by scripts/make_fixtures.py from PyTorch (eval mode).
@@ -28,7 +28,7 @@ func readNpy(t *testing.T, path string) *ops.Tensor {
 
 // loadTiny builds the tiny fixture model from one of its checkpoints,
 // taking the class count from the head as the CLI does.
-func loadTiny(t *testing.T, file string) *Model {
+func loadTiny(t *testing.T, file string) *Runner {
 	t.Helper()
 	ck, err := checkpoint.Load(filepath.Join(tinyDir, file))
 	if err != nil {
@@ -36,11 +36,7 @@ func loadTiny(t *testing.T, file string) *Model {
 	}
 	cfg := tinyConfig()
 	cfg.Classes = 0
-	m, err := New(cfg, ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return newRunner(t, cfg, ck.Tensors)
 }
 
 // TestParityTiny compares logits with PyTorch's for every
@@ -87,11 +83,7 @@ func TestParityFullSize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(Res2Net50(), ck.Tensors)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := m.Forward(x)
+	got, err := newRunner(t, Res2Net50(), ck.Tensors).Forward(x)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ type workspace struct {
 
 // newWorkspace sizes a workspace by walking the network for n h x w images
 // the way forwardGroup and bottle2neck.forward use the buffers.
-func (m *Model) newWorkspace(n, h, w int) *workspace {
+func (m *Network) newWorkspace(n, h, w int) *workspace {
 	var act, splits, unit, cascade, shortcut, col int
 	need := func(size *int, v int) { *size = max(*size, n*v) }
 	// Not n times one image's: wide convs take their images one by one.
