@@ -33,7 +33,7 @@ fixtures: ## regenerate every committed PyTorch/Pillow fixture (needs `make deps
 bench: ## Go benchmarks of the GEMM, the ops and the whole model
 	$(GO) test -run '^$$' -bench . -benchtime 2x ./pkg/ops/... ./pkg/model/
 
-bench-compare: build ## Go vs PyTorch, side by side in one run (see README)
+bench-compare: build ## res2net vs PyTorch vs ONNX Runtime, side by side in one run (needs node and npm; see README)
 	$(PYTHON) scripts/make_parity.py $(PARITY_DIR)
 	$(PYTHON) scripts/bench_compare.py --bin $(BIN) --weights $(PARITY_DIR)/full.pth
 
