@@ -1,8 +1,9 @@
 // Package npy reads the NumPy .npy arrays that the project's fixture
-// scripts write, so tests can compare against PyTorch and Pillow outputs.
+// scripts write, so tests can compare against PyTorch and Pillow outputs,
+// and writes float32 arrays (the embeddings res2net embed saves).
 //
-// Only what the fixtures use is supported: version 1-3 headers,
-// little-endian float32 or uint8 data in C order.
+// Only what the fixtures use is read: version 1-3 headers, little-endian
+// float32 or uint8 data in C order.
 package npy
 
 import (
