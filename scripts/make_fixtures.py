@@ -211,6 +211,20 @@ def make_ops(out):
     x = torch.cat([randn(1, 10) * 3, randn(1, 10) * 40 + 60])
     emit("softmax", "softmax", dict(dim=1), input=x, output=F.softmax(x, dim=1))
 
+    # Res2NeXt's grouped 3x3 (8 groups of 4 channels), at both strides; drawn
+    # after the cases above so that theirs stay byte for byte.
+    for op, stride in (("conv3x3_g8_s1", 1), ("conv3x3_g8_s2", 2)):
+        x = randn(2, 32, 9, 11)
+        wt = randn(32, 4, 3, 3) * (2.0 / 36) ** 0.5
+        b = randn(32)
+        y = F.conv2d(x, wt, b, stride=stride, padding=1, groups=8)
+        emit(op, "conv2d", dict(stride=stride, padding=1, groups=8), input=x, weight=wt, bias=b, output=y)
+    # timm's avg-pool shortcut, on an odd size so that ceil mode shows.
+    x = randn(2, 5, 9, 7)
+    emit("avgpool2_s2_ceil_exclude", "avgpool2d",
+         dict(kernel=2, stride=2, padding=0, ceil_mode=True, count_include_pad=False),
+         input=x, output=F.avg_pool2d(x, 2, 2, 0, ceil_mode=True, count_include_pad=False))
+
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")

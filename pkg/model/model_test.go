@@ -84,7 +84,7 @@ func randomInput(seed uint64, shape ...int) *ops.Tensor {
 // block has a downsample is read from the state dict.
 func referenceForward(cfg Config, t map[string]*ops.Tensor, x *ops.Tensor) *ops.Tensor {
 	convBN := func(x *ops.Tensor, conv, bn string, stride, pad int, relu bool) *ops.Tensor {
-		y := ops.Conv2dRef(x, t[conv+".weight"], nil, stride, pad)
+		y := ops.Conv2dRef(x, t[conv+".weight"], nil, stride, pad, 1)
 		y = ops.BatchNormRef(y, ops.BatchNorm{Weight: t[bn+".weight"].Data, Bias: t[bn+".bias"].Data,
 			Mean: t[bn+".running_mean"].Data, Var: t[bn+".running_var"].Data, Eps: 1e-5})
 		if relu {

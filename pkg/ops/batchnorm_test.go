@@ -26,7 +26,7 @@ func TestFoldIntoMatchesConvThenBatchNorm(t *testing.T) {
 			bn.Var[i] = rng.Float32()*3 + 0.01
 		}
 		bn.Var[0] = 0 // eps alone keeps the scale finite
-		want := BatchNormRef(Conv2dRef(x, weight, nil, tc.stride, tc.pad), bn)
+		want := BatchNormRef(Conv2dRef(x, weight, nil, tc.stride, tc.pad, 1), bn)
 
 		conv := Conv2d{InC: tc.inC, OutC: tc.outC, Kernel: tc.k, Stride: tc.stride, Pad: tc.pad,
 			Weight: append([]float32(nil), weight.Data...)}

@@ -2,8 +2,8 @@ package ops
 
 import "github.com/res2net/res2net/pkg/ops/gemm"
 
-// Conv2d is a 2-D convolution with a square kernel, no dilation and no
-// groups: all that Res2Net needs. The bias, ReLU and an optional residual
+// Conv2d is a 2-D convolution with a square kernel, no dilation and
+// optionally groups (Res2NeXt's 3x3 convs): all that Res2Net needs. The bias, ReLU and an optional residual
 // are applied in the GEMM epilogue, so a conv followed by BatchNorm (folded,
 // see BatchNorm.FoldInto), ReLU and a residual add costs a single pass over
 // the output.
@@ -17,21 +17,35 @@ type Conv2d struct {
 	InC, OutC int
 	Kernel    int // kernel height and width
 	Stride    int
-	Pad       int       // zero padding on every side
-	Weight    []float32 // OutC x InC x Kernel x Kernel, PyTorch's layout
-	Bias      []float32 // OutC values, or nil
-	ReLU      bool      // clamp at zero after bias and residual
+	Pad       int // zero padding on every side
+	// Groups splits the input and output channels into that many groups,
+	// output group g seeing input group g only (PyTorch's groups); 0 means 1.
+	// InC and OutC must divide by it.
+	Groups int
+	Weight []float32 // OutC x InC/Groups x Kernel x Kernel, PyTorch's layout
+	Bias   []float32 // OutC values, or nil
+	ReLU   bool      // clamp at zero after bias and residual
 
-	packed *gemm.PackedA // Weight packed for the GEMM by Pack, or nil
+	packed []*gemm.PackedA // Weight packed for the GEMM by Pack, one per group, or nil
 }
+
+// groups returns the number of groups, at least 1.
+func (c *Conv2d) groups() int { return max(c.Groups, 1) }
+
+// groupK is the depth of one group's GEMM: the weights of one output channel.
+func (c *Conv2d) groupK() int { return c.InC / c.groups() * c.Kernel * c.Kernel }
 
 // Pack packs the weights for the GEMM once, so that Forward stops
 // repacking them on every call. Call it when Weight is final (after
 // BatchNorm.FoldInto). Pack then drops Weight, which Forward no longer
 // reads, so the network's weights are held once, not twice.
 func (c *Conv2d) Pack() {
-	k := c.InC * c.Kernel * c.Kernel
-	c.packed = gemm.PackA(c.OutC, k, c.Weight[:c.OutC*k], k)
+	g, k := c.groups(), c.groupK()
+	rows := c.OutC / g
+	c.packed = make([]*gemm.PackedA, g)
+	for i := range g {
+		c.packed[i] = gemm.PackA(rows, k, c.Weight[i*rows*k:(i+1)*rows*k], k)
+	}
 	c.Weight = nil
 }
 
@@ -87,31 +101,45 @@ type Exec struct {
 // sized for the largest layer) and may be channel ranges of larger
 // tensors; dst must not overlap src, residual or ex.Col.
 //
-// All n images are one GEMM, except for wide images with an im2col (the
-// stem): there each image's product writes its own columns of dst, so the
-// im2col buffer holds one image.
+// All n images are one GEMM per group, except for wide images with an
+// im2col (the stem): there each image's product writes its own columns of
+// dst, so the im2col buffer holds one image. The im2col rows of group g
+// are the rows its GEMM reads (rows follow input channels), so a grouped
+// conv is one im2col and a GEMM per group over consecutive row ranges.
 func (c *Conv2d) Forward(dst, src []float32, n, h, w int, residual []float32, ex Exec) {
 	oh, ow := c.OutSize(h, w)
 	hw, ohw := h*w, oh*ow
 	cols := n * ohw // the width of dst and residual
-	k := c.InC * c.Kernel * c.Kernel
+	groups, k := c.groups(), c.groupK()
+	rows := c.OutC / groups // output channels per group
 	imgs := c.imagesPerProduct(n, oh, ow)
 	width := imgs * ohw
 	for i := 0; i < n; i += imgs {
 		// Image i starts i planes into every channel of src, dst and residual.
 		b, ldb := src[i*hw:], n*hw
 		if !c.direct() {
-			b, ldb = ex.Col[:k*width], width
+			b, ldb = ex.Col[:groups*k*width], width
 			im2col(b, src[i*hw:], c.InC, imgs, n*hw, h, w, c.Kernel, c.Stride, c.Pad, oh, ow)
 		}
-		ep := gemm.Epilogue{Bias: c.Bias, ReLU: c.ReLU}
-		if residual != nil {
-			ep.Residual, ep.LDR = residual[i*ohw:], cols
+		// B rows per group: a direct conv reads input channels, an im2col its rows.
+		bRows := k
+		if c.direct() {
+			bRows = c.InC / groups
 		}
-		if c.packed != nil {
-			c.packed.MulThreads(ex.Threads, width, b, ldb, dst[i*ohw:], cols, ep)
-		} else {
-			gemm.FusedThreads(ex.Threads, c.OutC, width, k, c.Weight[:c.OutC*k], k, b, ldb, dst[i*ohw:], cols, ep)
+		for g := range groups {
+			ep := gemm.Epilogue{ReLU: c.ReLU}
+			if c.Bias != nil {
+				ep.Bias = c.Bias[g*rows:]
+			}
+			if residual != nil {
+				ep.Residual, ep.LDR = residual[g*rows*cols+i*ohw:], cols
+			}
+			bg, cg := b[g*bRows*ldb:], dst[g*rows*cols+i*ohw:]
+			if c.packed != nil {
+				c.packed[g].MulThreads(ex.Threads, width, bg, ldb, cg, cols, ep)
+			} else {
+				gemm.FusedThreads(ex.Threads, rows, width, k, c.Weight[g*rows*k:(g+1)*rows*k], k, bg, ldb, cg, cols, ep)
+			}
 		}
 	}
 }
@@ -216,30 +244,33 @@ func inside(n, size, off, stride int) (lo, hi int) {
 }
 
 // Conv2dRef is the plain definition of a convolution of the N x C x H x W
-// tensor x with weight (OutC x C x K x K) and optional bias, accumulated in
-// float64. It is the yardstick for Conv2d and is far too slow for inference.
-func Conv2dRef(x, weight *Tensor, bias []float32, stride, pad int) *Tensor {
+// tensor x with weight (OutC x C/groups x K x K) and optional bias in
+// groups groups (output channel o sees input channels
+// [o/(OutC/groups)*C/groups, ...+C/groups)), accumulated in float64. It is
+// the yardstick for Conv2d and is far too slow for inference.
+func Conv2dRef(x, weight *Tensor, bias []float32, stride, pad, groups int) *Tensor {
 	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
-	oc, k := weight.Shape[0], weight.Shape[2]
+	oc, cg, k := weight.Shape[0], weight.Shape[1], weight.Shape[2]
 	oh, ow := (h+2*pad-k)/stride+1, (w+2*pad-k)/stride+1
 	out := New(n, oc, oh, ow)
 	for b := range n {
 		for o := range oc {
+			first := o / (oc / groups) * cg // the group's first input channel
 			for oy := range oh {
 				for ox := range ow {
 					var s float64
 					if bias != nil {
 						s = float64(bias[o])
 					}
-					for ci := range c {
+					for ci := range cg {
 						for ky := range k {
 							for kx := range k {
 								iy, ix := oy*stride-pad+ky, ox*stride-pad+kx
 								if iy < 0 || iy >= h || ix < 0 || ix >= w {
 									continue
 								}
-								s += float64(x.Data[((b*c+ci)*h+iy)*w+ix]) *
-									float64(weight.Data[((o*c+ci)*k+ky)*k+kx])
+								s += float64(x.Data[((b*c+first+ci)*h+iy)*w+ix]) *
+									float64(weight.Data[((o*cg+ci)*k+ky)*k+kx])
 							}
 						}
 					}

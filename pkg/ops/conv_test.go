@@ -9,6 +9,7 @@ import (
 func TestConv2dMatchesReference(t *testing.T) {
 	tests := []struct {
 		n, inC, outC, h, w, k, stride, pad int
+		groups                             int // 0 means 1
 		bias, relu, residual               bool
 		threads                            int // for the batch; 0 means gemm.Threads()
 	}{
@@ -32,19 +33,27 @@ func TestConv2dMatchesReference(t *testing.T) {
 		// Images wide enough (65x64 and 64x65 outputs) to run one by one.
 		{n: 3, inC: 3, outC: 4, h: 130, w: 127, k: 7, stride: 2, pad: 3, bias: true, relu: true, residual: true, threads: 2},
 		{n: 2, inC: 2, outC: 3, h: 64, w: 65, k: 3, stride: 1, pad: 1, residual: true, threads: 1},
+		// Grouped: Res2NeXt's 8 groups of 4 channels, at both strides; a
+		// grouped 1x1 (direct and strided) and groups of unequal in and out.
+		{n: 2, inC: 32, outC: 32, h: 9, w: 8, k: 3, stride: 1, pad: 1, groups: 8, bias: true, relu: true},
+		{n: 3, inC: 32, outC: 32, h: 9, w: 11, k: 3, stride: 2, pad: 1, groups: 8, residual: true, threads: 2},
+		{n: 2, inC: 6, outC: 9, h: 5, w: 7, k: 1, stride: 1, pad: 0, groups: 3, bias: true, residual: true},
+		{n: 2, inC: 6, outC: 4, h: 5, w: 7, k: 1, stride: 2, pad: 0, groups: 2, relu: true},
+		{n: 1, inC: 8, outC: 4, h: 66, w: 64, k: 3, stride: 1, pad: 1, groups: 4, bias: true},
 	}
 	for _, tc := range tests {
-		name := fmt.Sprintf("n%d_%dto%d_%dx%d_k%d_s%d_p%d_b%v_r%v_res%v", tc.n, tc.inC, tc.outC, tc.h, tc.w,
-			tc.k, tc.stride, tc.pad, tc.bias, tc.relu, tc.residual)
+		groups := max(tc.groups, 1)
+		name := fmt.Sprintf("n%d_%dto%d_%dx%d_k%d_s%d_p%d_g%d_b%v_r%v_res%v", tc.n, tc.inC, tc.outC, tc.h, tc.w,
+			tc.k, tc.stride, tc.pad, groups, tc.bias, tc.relu, tc.residual)
 		t.Run(name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(tc.k*100+tc.h)))
 			// The input images are the middle channels of wider images and the
 			// outputs go to the middle of wider images, as Res2Net's splits do.
 			const extra = 2
 			x := randTensor(rng, tc.n, tc.inC+2*extra, tc.h, tc.w)
-			weight := randTensor(rng, tc.outC, tc.inC, tc.k, tc.k)
+			weight := randTensor(rng, tc.outC, tc.inC/groups, tc.k, tc.k)
 			conv := Conv2d{InC: tc.inC, OutC: tc.outC, Kernel: tc.k, Stride: tc.stride, Pad: tc.pad,
-				Weight: weight.Data, ReLU: tc.relu}
+				Groups: tc.groups, Weight: weight.Data, ReLU: tc.relu}
 			if tc.bias {
 				conv.Bias = randTensor(rng, tc.outC).Data
 			}
@@ -60,7 +69,7 @@ func TestConv2dMatchesReference(t *testing.T) {
 			for b := range tc.n {
 				copy(inner.Data[b*tc.inC*hw:], x.Data[(b*(tc.inC+2*extra)+extra)*hw:][:tc.inC*hw])
 			}
-			want := Conv2dRef(inner, weight, conv.Bias, tc.stride, tc.pad)
+			want := Conv2dRef(inner, weight, conv.Bias, tc.stride, tc.pad, groups)
 			if res != nil {
 				Add(want.Data, want.Data, res.Data)
 			}

@@ -17,9 +17,12 @@ const opsFixtures = "../../testdata/ops"
 type opCase struct {
 	Op    string `json:"op"`
 	Attrs struct {
-		Stride  int `json:"stride"`
-		Padding int `json:"padding"`
-		Kernel  int `json:"kernel"`
+		Stride          int   `json:"stride"`
+		Padding         int   `json:"padding"`
+		Kernel          int   `json:"kernel"`
+		Groups          int   `json:"groups"`
+		CeilMode        bool  `json:"ceil_mode"`
+		CountIncludePad *bool `json:"count_include_pad"` // PyTorch's default, true, when absent
 	} `json:"attrs"`
 	Tensors map[string]struct {
 		File string `json:"file"`
@@ -56,8 +59,9 @@ func TestOpsMatchPyTorch(t *testing.T) {
 			switch c.Op {
 			case "conv2d":
 				weight := tensor("weight")
-				conv := ops.Conv2d{InC: weight.Shape[1], OutC: weight.Shape[0], Kernel: weight.Shape[2],
-					Stride: c.Attrs.Stride, Pad: c.Attrs.Padding, Weight: weight.Data}
+				groups := max(c.Attrs.Groups, 1)
+				conv := ops.Conv2d{InC: weight.Shape[1] * groups, OutC: weight.Shape[0], Kernel: weight.Shape[2],
+					Stride: c.Attrs.Stride, Pad: c.Attrs.Padding, Groups: groups, Weight: weight.Data}
 				if b := tensor("bias"); b != nil {
 					conv.Bias = b.Data
 				}
@@ -84,7 +88,8 @@ func TestOpsMatchPyTorch(t *testing.T) {
 				copy(got.Data, x.Data)
 				ops.ReLURef(got.Data)
 			case "maxpool2d", "avgpool2d":
-				p := ops.Pool2d{Kernel: c.Attrs.Kernel, Stride: c.Attrs.Stride, Pad: c.Attrs.Padding}
+				p := ops.Pool2d{Kernel: c.Attrs.Kernel, Stride: c.Attrs.Stride, Pad: c.Attrs.Padding,
+					CeilMode: c.Attrs.CeilMode, ExcludePad: c.Attrs.CountIncludePad != nil && !*c.Attrs.CountIncludePad}
 				pool := p.Max
 				if c.Op == "avgpool2d" {
 					pool = p.Avg

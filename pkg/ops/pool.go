@@ -2,16 +2,34 @@ package ops
 
 import "math"
 
-// Pool2d is the geometry of a square pooling window over CHW images.
-// Windows never extend past the padded input (no ceil mode), and every window
-// holds at least one input pixel when Pad < Kernel, as PyTorch requires.
+// Pool2d is the geometry of a square pooling window over CHW images, with
+// PyTorch's options. Every window holds at least one input pixel when
+// Pad < Kernel, as PyTorch requires.
 type Pool2d struct {
 	Kernel, Stride, Pad int
+	// CeilMode rounds the output size up, as PyTorch's ceil_mode: a last
+	// window may then hang over the padded input (it is dropped when it
+	// would start in the right padding).
+	CeilMode bool
+	// ExcludePad divides an average by the window's pixels inside the image,
+	// PyTorch's count_include_pad=False; by default the padding counts.
+	ExcludePad bool
 }
 
 // OutSize returns the output height and width for an h x w input.
-func (p Pool2d) OutSize(h, w int) (oh, ow int) {
-	return (h+2*p.Pad-p.Kernel)/p.Stride + 1, (w+2*p.Pad-p.Kernel)/p.Stride + 1
+func (p Pool2d) OutSize(h, w int) (oh, ow int) { return p.outLen(h), p.outLen(w) }
+
+// outLen is PyTorch's pooling output length for an input of n.
+func (p Pool2d) outLen(n int) int {
+	span := n + 2*p.Pad - p.Kernel
+	if !p.CeilMode {
+		return span/p.Stride + 1
+	}
+	out := (span+p.Stride-1)/p.Stride + 1
+	if (out-1)*p.Stride >= n+p.Pad { // the last window would start in the padding
+		out--
+	}
+	return out
 }
 
 // Max computes max pooling of src (c x h x w) into dst (c x OH x OW); the
@@ -46,11 +64,16 @@ func (p Pool2d) Max(dst, src []float32, c, h, w int) {
 	}
 }
 
-// Avg computes average pooling of src (c x h x w) into dst (c x OH x OW)
-// with PyTorch's default count_include_pad=True: padding counts as zeros, so
-// every window, border ones included, divides by Kernel*Kernel (windows never
-// extend past the padded input).
+// Avg computes average pooling of src (c x h x w) into dst (c x OH x OW).
+// With PyTorch's default count_include_pad=True, padding counts as zeros:
+// every window divides by its area inside the padded input (Kernel*Kernel
+// but for windows that ceil mode lets hang over it). With ExcludePad, each
+// divides by its pixels inside the image.
 func (p Pool2d) Avg(dst, src []float32, c, h, w int) {
+	if p.CeilMode || p.ExcludePad {
+		p.avgClipped(dst, src, c, h, w)
+		return
+	}
 	oh, ow := p.OutSize(h, w)
 	lo, hi := p.interior(ow, w)
 	scale := 1 / float32(p.Kernel*p.Kernel)
@@ -74,6 +97,36 @@ func (p Pool2d) Avg(dst, src []float32, c, h, w int) {
 					}
 				}
 				out[ox] = s * scale
+			}
+		}
+	}
+}
+
+// avgClipped is Avg for ceil mode or ExcludePad: each window's divisor
+// depends on where it lies, so it is counted per window. These pools
+// (timm's avg-pool shortcut) are 2x2 and run once per stage: no fast path.
+func (p Pool2d) avgClipped(dst, src []float32, c, h, w int) {
+	oh, ow := p.OutSize(h, w)
+	for ch := range c {
+		plane := src[ch*h*w : (ch+1)*h*w]
+		for oy := range oh {
+			out := dst[(ch*oh+oy)*ow : (ch*oh+oy+1)*ow]
+			y0, y1 := p.rows(oy, h)
+			padH := min(oy*p.Stride-p.Pad+p.Kernel, h+p.Pad) - (oy*p.Stride - p.Pad)
+			for ox := range out {
+				xs := ox*p.Stride - p.Pad
+				x0, x1 := max(xs, 0), min(xs+p.Kernel, w)
+				var s float32
+				for y := y0; y < y1; y++ {
+					for _, v := range plane[y*w+x0 : y*w+x1] {
+						s += v
+					}
+				}
+				count := (y1 - y0) * (x1 - x0)
+				if !p.ExcludePad {
+					count = padH * (min(xs+p.Kernel, w+p.Pad) - xs)
+				}
+				out[ox] = s / float32(count)
 			}
 		}
 	}
@@ -112,13 +165,17 @@ func MaxPool2dRef(x *Tensor, p Pool2d) *Tensor {
 }
 
 // AvgPool2dRef is the plain definition of average pooling of an
-// N x C x H x W tensor with count_include_pad=True, dividing each window's sum
-// by its size clipped to the padded input, as PyTorch computes it.
+// N x C x H x W tensor, dividing each window's sum by its size clipped to
+// the padded input (count_include_pad=True), or with ExcludePad by its
+// number of pixels inside the image, as PyTorch computes it.
 func AvgPool2dRef(x *Tensor, p Pool2d) *Tensor {
 	return poolRef(x, p, func(taps []float64, count int) float64 {
 		var s float64
 		for _, v := range taps {
 			s += v
+		}
+		if p.ExcludePad {
+			count = len(taps)
 		}
 		return s / float64(count)
 	})

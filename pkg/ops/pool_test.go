@@ -11,13 +11,20 @@ func TestPoolsMatchReference(t *testing.T) {
 		n, c, h, w int
 		p          Pool2d
 	}{
-		{2, 3, 9, 11, Pool2d{3, 2, 1}},
-		{2, 3, 8, 8, Pool2d{3, 2, 1}},
-		{2, 4, 7, 5, Pool2d{3, 1, 1}},
-		{3, 2, 1, 1, Pool2d{3, 2, 1}},
-		{1, 2, 2, 3, Pool2d{3, 1, 1}},
-		{2, 2, 10, 9, Pool2d{2, 2, 0}},
-		{2, 2, 11, 12, Pool2d{5, 3, 2}},
+		{2, 3, 9, 11, Pool2d{Kernel: 3, Stride: 2, Pad: 1}},
+		{2, 3, 8, 8, Pool2d{Kernel: 3, Stride: 2, Pad: 1}},
+		{2, 4, 7, 5, Pool2d{Kernel: 3, Stride: 1, Pad: 1}},
+		{3, 2, 1, 1, Pool2d{Kernel: 3, Stride: 2, Pad: 1}},
+		{1, 2, 2, 3, Pool2d{Kernel: 3, Stride: 1, Pad: 1}},
+		{2, 2, 10, 9, Pool2d{Kernel: 2, Stride: 2, Pad: 0}},
+		{2, 2, 11, 12, Pool2d{Kernel: 5, Stride: 3, Pad: 2}},
+		// timm's avg-pool shortcut on odd and even sizes, and other ceil modes.
+		{2, 3, 7, 9, Pool2d{Kernel: 2, Stride: 2, CeilMode: true, ExcludePad: true}},
+		{2, 3, 8, 6, Pool2d{Kernel: 2, Stride: 2, CeilMode: true, ExcludePad: true}},
+		{1, 2, 1, 1, Pool2d{Kernel: 2, Stride: 2, CeilMode: true, ExcludePad: true}},
+		{2, 2, 7, 8, Pool2d{Kernel: 3, Stride: 2, Pad: 1, CeilMode: true}},
+		{2, 2, 6, 7, Pool2d{Kernel: 3, Stride: 2, Pad: 1, CeilMode: true, ExcludePad: true}},
+		{2, 2, 5, 6, Pool2d{Kernel: 3, Stride: 1, Pad: 1, ExcludePad: true}},
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("n%d_c%d_%dx%d_%+v", tc.n, tc.c, tc.h, tc.w, tc.p), func(t *testing.T) {
@@ -54,17 +61,33 @@ func TestAvgPoolCountsPadding(t *testing.T) {
 	// of padding, an edge window 6, the centre 9 (count_include_pad=True).
 	src := []float32{1, 1, 1, 1, 1, 1, 1, 1, 1}
 	dst := make([]float32, 9)
-	Pool2d{3, 1, 1}.Avg(dst, src, 1, 3, 3)
+	Pool2d{Kernel: 3, Stride: 1, Pad: 1}.Avg(dst, src, 1, 3, 3)
 	want := []float32{4. / 9, 6. / 9, 4. / 9, 6. / 9, 1, 6. / 9, 4. / 9, 6. / 9, 4. / 9}
 	assertClose(t, "avg", dst, want, 1e-7)
-	assertClose(t, "ref", AvgPool2dRef(&Tensor{Shape: []int{1, 1, 3, 3}, Data: src}, Pool2d{3, 1, 1}).Data, want, 1e-7)
+	assertClose(t, "ref", AvgPool2dRef(&Tensor{Shape: []int{1, 1, 3, 3}, Data: src}, Pool2d{Kernel: 3, Stride: 1, Pad: 1}).Data, want, 1e-7)
+}
+
+func TestAvgPoolExcludesPaddingInCeilMode(t *testing.T) {
+	// 3x3 input 1..9, AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False):
+	// a 2x2 output whose right and bottom windows hang over the image and
+	// divide by the pixels they hold (2, 2 and 1).
+	src := []float32{1, 2, 3, 4, 5, 6, 7, 8, 9}
+	p := Pool2d{Kernel: 2, Stride: 2, CeilMode: true, ExcludePad: true}
+	if oh, ow := p.OutSize(3, 3); oh != 2 || ow != 2 {
+		t.Fatalf("OutSize(3, 3) = %dx%d, want 2x2", oh, ow)
+	}
+	dst := make([]float32, 4)
+	p.Avg(dst, src, 1, 3, 3)
+	want := []float32{3, 4.5, 7.5, 9}
+	assertClose(t, "avg", dst, want, 1e-7)
+	assertClose(t, "ref", AvgPool2dRef(&Tensor{Shape: []int{1, 1, 3, 3}, Data: src}, p).Data, want, 1e-7)
 }
 
 func TestMaxPoolIgnoresPadding(t *testing.T) {
 	// All negative: padding must not contribute a zero maximum.
 	src := []float32{-1, -2, -3, -4}
 	dst := make([]float32, 1)
-	Pool2d{3, 2, 1}.Max(dst, src, 1, 2, 2)
+	Pool2d{Kernel: 3, Stride: 2, Pad: 1}.Max(dst, src, 1, 2, 2)
 	if dst[0] != -1 {
 		t.Errorf("max = %g, want -1", dst[0])
 	}
@@ -96,18 +119,18 @@ func benchPool(b *testing.B, pool func(dst, src []float32, c, h, w int), p Pool2
 
 func BenchmarkMaxPool(b *testing.B) {
 	// features.3: 64 x 112 x 112 -> 64 x 56 x 56.
-	p := Pool2d{3, 2, 1}
+	p := Pool2d{Kernel: 3, Stride: 2, Pad: 1}
 	benchPool(b, p.Max, p, 64, 112, 112)
 }
 
 func BenchmarkAvgPool(b *testing.B) {
 	// features.4.0.conv.3.downsample: 26 x 56 x 56, stride 1.
-	p := Pool2d{3, 1, 1}
+	p := Pool2d{Kernel: 3, Stride: 1, Pad: 1}
 	benchPool(b, p.Avg, p, 26, 56, 56)
 }
 
 func BenchmarkAvgPoolStride2(b *testing.B) {
 	// features.5.0.conv.3.downsample: 52 x 56 x 56 -> 52 x 28 x 28.
-	p := Pool2d{3, 2, 1}
+	p := Pool2d{Kernel: 3, Stride: 2, Pad: 1}
 	benchPool(b, p.Avg, p, 52, 56, 56)
 }
