@@ -18,8 +18,9 @@ Every image file gets a reference made by the real libraries:
   synthetic pattern image pattern(w, h) (the Go test computes the same
   pattern), uint8.
 - transform/*.npy        torchvision outputs: small-option eval transforms
-  as float32 tensors, the default transform's uint8 crop (before ToTensor),
-  and the ToTensor+Normalize table of all 256 values.
+  as float32 tensors, the default (232/224) and timm (256/224) transforms'
+  uint8 crops (before ToTensor), and the ToTensor+Normalize table of all
+  256 values; transform/geometry.json the resize sizes and crop offsets.
 """
 
 import io
@@ -379,6 +380,28 @@ def main():
         if h == 1:
             out = out[:1]
         np.save(os.path.join(tr_dir, f"pattern_{w}x{h}_default.npy"), out)
+    # timm's evaluation transform for 224 and crop_pct 0.875: Resize(256).
+    timm = T.Compose([T.Resize(int(np.floor(224 / 0.875)), interpolation=T.InterpolationMode.BILINEAR),
+                      T.CenterCrop(224)])
+    for (w, h) in ((451, 301), (301, 451), (640, 480), (255, 700)):
+        np.save(os.path.join(tr_dir, f"pattern_{w}x{h}_timm.npy"), np.array(timm(Image.fromarray(pattern(w, h)))))
+    # The geometry torchvision computes (resized size, crop offsets after
+    # its zero padding), for sizes that truncate, round halves and pad.
+    from torchvision.transforms import functional as F
+    geometry = []
+    for (w, h, resize, crop) in ((451, 301, 232, 224), (451, 301, 256, 224), (1, 5000, 232, 224),
+                                 (5000, 1, 256, 224), (640, 480, 0, 224), (100, 50, 0, 224),
+                                 (225, 300, 225, 224), (226, 227, 0, 224), (333, 101, 99, 120),
+                                 (4000, 3000, 232, 0), (7, 3, 5, 4)):
+        rh, rw = (h, w) if resize == 0 else F._compute_resized_output_size((h, w), [resize])
+        ch, cw = (rh, rw) if crop == 0 else (crop, crop)
+        pl, pt = max(cw - rw, 0) // 2, max(ch - rh, 0) // 2
+        ph, pw = rh + max(ch - rh, 0), rw + max(cw - rw, 0)
+        top, left = int(round((ph - ch) / 2.0)) - pt, int(round((pw - cw) / 2.0)) - pl
+        geometry.append({"w": w, "h": h, "resize": resize, "crop": crop,
+                         "resized_w": rw, "resized_h": rh, "left": left, "top": top})
+    with open(os.path.join(tr_dir, "geometry.json"), "w") as f:
+        json.dump(geometry, f, indent=1)
 
 
 if __name__ == "__main__":

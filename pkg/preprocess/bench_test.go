@@ -50,7 +50,7 @@ func BenchmarkTransform(b *testing.B) {
 	img := pattern(4000, 3000)
 	opts := DefaultOptions()
 	for b.Loop() {
-		Transform(img, opts)
+		opts.Transform.Apply(img)
 	}
 }
 
@@ -59,6 +59,6 @@ func BenchmarkTransformSmall(b *testing.B) {
 	var img image.Image = pattern(200, 150)
 	opts := DefaultOptions()
 	for b.Loop() {
-		Transform(img, opts)
+		opts.Transform.Apply(img)
 	}
 }

@@ -27,7 +27,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(data)
 	}
-	opts := Options{Resize: 20, Crop: 16, Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.25, 0.25, 0.25}, Orient: true, MaxPixels: 1 << 16}
+	opts := Options{Transform: Transform{Resize: 20, Crop: 16, Mean: [3]float32{0.5, 0.5, 0.5}, Std: [3]float32{0.25, 0.25, 0.25}}, Orient: true, MaxPixels: 1 << 16}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		img, err := Decode(bytes.NewReader(data), opts)
 		if err != nil {
@@ -41,7 +41,7 @@ func FuzzDecode(f *testing.F) {
 		if b.Empty() || int64(b.Dx())*int64(b.Dy()) > opts.MaxPixels {
 			t.Fatalf("decoded size %v", b)
 		}
-		tensor := Transform(img, opts)
+		tensor := opts.Transform.Apply(img)
 		if len(tensor.Data) != 3*16*16 {
 			t.Fatalf("tensor shape %v", tensor.Shape)
 		}

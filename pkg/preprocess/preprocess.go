@@ -29,13 +29,8 @@ import (
 
 // Options configures decoding and the evaluation transform.
 type Options struct {
-	// Resize is the length the shorter side is resized to (<= 0: no resize).
-	Resize int
-	// Crop is the side of the square centre crop (<= 0: no crop).
-	Crop int
-	// Mean and Std normalise each RGB channel after scaling to [0, 1]:
-	// (x - Mean) / Std. Std must not be zero.
-	Mean, Std [3]float32
+	// Transform is applied by Load and Read.
+	Transform
 	// Orient applies the EXIF orientation tag of JPEG, PNG and WebP files
 	// as PIL.ImageOps.exif_transpose does. Pillow's Image.open does not,
 	// so false matches the published evaluation exactly. TIFF orientation
@@ -55,10 +50,7 @@ type Options struct {
 // CLI's --no-orient (Orient false) gives the published evaluation exactly.
 func DefaultOptions() Options {
 	return Options{
-		Resize:    232,
-		Crop:      224,
-		Mean:      [3]float32{0.485, 0.456, 0.406},
-		Std:       [3]float32{0.229, 0.224, 0.225},
+		Transform: HolocronTransform(),
 		Orient:    true,
 		MaxPixels: 128_000_000,
 	}
@@ -88,11 +80,14 @@ func Load(path string, opts Options) (*ops.Tensor, error) {
 // Read is Load for an already open reader (for example standard input);
 // name identifies the input in errors.
 func Read(r io.Reader, name string, opts Options) (*ops.Tensor, error) {
+	if err := opts.Transform.Validate(); err != nil {
+		return nil, fmt.Errorf("preprocess %s: %w", name, err)
+	}
 	img, err := Decode(r, opts)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", name, err)
 	}
-	return Transform(img, opts), nil
+	return opts.Transform.Apply(img), nil
 }
 
 // imageExts are the extensions IsImageFile accepts, lower case.

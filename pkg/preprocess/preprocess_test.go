@@ -181,7 +181,7 @@ func TestNormTableMatchesTorch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := normTable(DefaultOptions())
+	table := normTable(HolocronTransform())
 	for c := 0; c < 3; c++ {
 		for v := 0; v < 256; v++ {
 			if got, want := table[c][v], ref.Data[c*256+v]; got != want {
@@ -206,7 +206,7 @@ func TestTransformMatchesTorchvision(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := Transform(img, opts)
+		got := opts.Transform.Apply(img)
 		if fmt.Sprint(got.Shape) != fmt.Sprint(ref.Shape) {
 			t.Fatalf("%s: shape %v, torchvision %v", f, got.Shape, ref.Shape)
 		}
@@ -219,36 +219,109 @@ func TestTransformMatchesTorchvision(t *testing.T) {
 	}
 }
 
-// TestTransformDefaultGeometry runs the default transform on sizes that
-// exercise truncation, half-to-even crop offsets and extreme aspect ratios,
-// against torchvision's uint8 crop.
-func TestTransformDefaultGeometry(t *testing.T) {
-	table := normTable(DefaultOptions())
-	for _, size := range [][2]int{{451, 301}, {1, 5000}, {5000, 1}, {1, 1}} {
-		w, h := size[0], size[1]
-		ref, shape, err := npy.ReadUint8(fmt.Sprintf("testdata/transform/pattern_%dx%d_default.npy", w, h))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := Transform(pattern(w, h), DefaultOptions())
-		if fmt.Sprint(got.Shape) != "[3 224 224]" {
-			t.Fatalf("%dx%d: shape %v", w, h, got.Shape)
-		}
-		bad := 0
-		for c := 0; c < 3; c++ {
-			for y := 0; y < 224; y++ {
-				for x := 0; x < 224; x++ {
-					// The reference keeps one row or column when all are alike.
-					ry, rx := min(y, shape[0]-1), min(x, shape[1]-1)
-					want := table[c][ref[(ry*shape[1]+rx)*3+c]]
-					if got.Data[(c*224+y)*224+x] != want {
-						bad++
+// TestTransformGeometryFixtures runs the Holocron (232/224) and timm
+// (256/224) transforms on sizes that exercise truncation, half-to-even
+// crop offsets and extreme aspect ratios, against torchvision's uint8 crop.
+func TestTransformGeometryFixtures(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		tr    Transform
+		sizes [][2]int
+	}{
+		{"default", HolocronTransform(), [][2]int{{451, 301}, {1, 5000}, {5000, 1}, {1, 1}}},
+		{"timm", TimmTransform(224, 0.875), [][2]int{{451, 301}, {301, 451}, {640, 480}, {255, 700}}},
+	} {
+		table := normTable(tc.tr)
+		for _, size := range tc.sizes {
+			w, h := size[0], size[1]
+			ref, shape, err := npy.ReadUint8(fmt.Sprintf("testdata/transform/pattern_%dx%d_%s.npy", w, h, tc.name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := tc.tr.Apply(pattern(w, h))
+			if fmt.Sprint(got.Shape) != "[3 224 224]" {
+				t.Fatalf("%s %dx%d: shape %v", tc.name, w, h, got.Shape)
+			}
+			bad := 0
+			for c := 0; c < 3; c++ {
+				for y := 0; y < 224; y++ {
+					for x := 0; x < 224; x++ {
+						// The reference keeps one row or column when all are alike.
+						ry, rx := min(y, shape[0]-1), min(x, shape[1]-1)
+						want := table[c][ref[(ry*shape[1]+rx)*3+c]]
+						if got.Data[(c*224+y)*224+x] != want {
+							bad++
+						}
 					}
 				}
 			}
+			if bad != 0 {
+				t.Errorf("%s %dx%d: %d values differ from torchvision", tc.name, w, h, bad)
+			}
 		}
-		if bad != 0 {
-			t.Errorf("%dx%d: %d values differ from torchvision", w, h, bad)
+	}
+}
+
+func TestTimmTransform(t *testing.T) {
+	tr := TimmTransform(224, 0.875)
+	if tr.Resize != 256 || tr.Crop != 224 || tr.Interpolation != Bilinear || tr.Mean != ImageNetMean || tr.Std != ImageNetStd {
+		t.Errorf("TimmTransform(224, 0.875) = %+v", tr)
+	}
+	if err := tr.Validate(); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range []Transform{
+		{Resize: -1, Crop: 224, Std: ImageNetStd},
+		{Resize: 232, Crop: 1 << 20, Std: ImageNetStd},
+		{Resize: 232, Crop: 224},
+		{Resize: 232, Crop: 224, Std: ImageNetStd, Interpolation: "bicubic"},
+	} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("Validate(%+v) accepted", bad)
+		}
+		if _, err := Read(bytes.NewReader(nil), "x.png", Options{Transform: bad}); err == nil || !strings.Contains(err.Error(), "x.png") {
+			t.Errorf("Read with %+v: %v", bad, err)
+		}
+	}
+}
+
+// TestGeometry compares the resize sizes and crop offsets with
+// torchvision's (transform/geometry.json), and maps the crop back.
+func TestGeometry(t *testing.T) {
+	b, err := os.ReadFile("testdata/transform/geometry.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		W, H, Resize, Crop int
+		ResizedW           int `json:"resized_w"`
+		ResizedH           int `json:"resized_h"`
+		Left, Top          int
+	}
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		tr := HolocronTransform()
+		tr.Resize, tr.Crop = c.Resize, c.Crop
+		g := tr.Geometry(c.W, c.H)
+		cw, ch := c.Crop, c.Crop
+		if c.Crop == 0 {
+			cw, ch = c.ResizedW, c.ResizedH
+		}
+		want := Geometry{SrcW: c.W, SrcH: c.H, ResizedW: c.ResizedW, ResizedH: c.ResizedH, Left: c.Left, Top: c.Top, CropW: cw, CropH: ch}
+		if g != want {
+			t.Errorf("%dx%d resize %d crop %d: %+v, torchvision %+v", c.W, c.H, c.Resize, c.Crop, g, want)
+		}
+		// The crop's corners map to the source through the resize scale.
+		x, y := g.ToSource(0, 0)
+		wantX := float64(c.Left) * float64(c.W) / float64(c.ResizedW)
+		wantY := float64(c.Top) * float64(c.H) / float64(c.ResizedH)
+		if math.Abs(x-wantX) > 1e-9 || math.Abs(y-wantY) > 1e-9 {
+			t.Errorf("%dx%d: ToSource(0, 0) = %v, %v", c.W, c.H, x, y)
+		}
+		if x, y := (Geometry{SrcW: c.W, SrcH: c.H, ResizedW: c.ResizedW, ResizedH: c.ResizedH}).ToSource(float64(c.ResizedW), float64(c.ResizedH)); math.Abs(x-float64(c.W)) > 1e-9 || math.Abs(y-float64(c.H)) > 1e-9 {
+			t.Errorf("%dx%d: the resized image's far corner maps to %v, %v", c.W, c.H, x, y)
 		}
 	}
 }
@@ -294,7 +367,7 @@ func TestPhotos(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			table := normTable(opts)
+			table := normTable(opts.Transform)
 			plane := cshape[0] * cshape[1]
 			var tmax float64
 			for i, v := range crop {
@@ -386,7 +459,7 @@ func TestIsImageFile(t *testing.T) {
 
 func TestDefaultOptions(t *testing.T) {
 	o := DefaultOptions()
-	if o.Resize != 232 || o.Crop != 224 || !o.Orient || o.MaxPixels != 128_000_000 ||
+	if o.Resize != 232 || o.Crop != 224 || !o.Orient || o.MaxPixels != 128_000_000 || o.Interpolation != Bilinear ||
 		o.Mean != [3]float32{0.485, 0.456, 0.406} || o.Std != [3]float32{0.229, 0.224, 0.225} {
 		t.Errorf("DefaultOptions() = %+v", o)
 	}
