@@ -1,8 +1,10 @@
 package gemm
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // problem is one multiplication C = alpha*op(A)*op(B) (+ C when accumulate),
@@ -34,11 +36,16 @@ type problem struct {
 type task struct {
 	problem
 	plan
-	splitM bool         // chunks are row ranges, else column ranges
-	tiles  int          // tiles along the split dimension
-	chunks int          // chunks the tiles are dealt into
-	next   atomic.Int64 // the next chunk to claim
-	wg     sync.WaitGroup
+	splitM bool // chunks are row ranges, else column ranges
+	tiles  int  // tiles along the split dimension
+	chunks int  // chunks the tiles are dealt into
+	// With a shared B, the first packJobs jobs pack it, packPanels
+	// panels of one k slice each, and the chunks wait for packDone to
+	// reach packJobs.
+	packJobs, packPanels int
+	packDone             atomic.Int64
+	next                 atomic.Int64 // the next job to claim
+	wg                   sync.WaitGroup
 }
 
 // tasks recycles tasks: workers need a pointer to the task, so it lives on
@@ -96,20 +103,24 @@ func runWith(t *task, kn *kernel, threads int) {
 		return
 	}
 	var shared *workspace
+	t.packJobs = 0
 	if t.splitM && t.nc >= p.n && !t.inPlaceB {
+		// Every row chunk reads all of B: pack it once, in parallel.
 		shared = wsPool.Get().(*workspace)
 		shared.b = grow(shared.b, t.nk*t.kc*t.nc)
-		for pk := 0; pk < t.nk; pk++ {
-			pc := pk * t.kc
-			t.halfB = p.packBlock(kn, shared.b[pk*t.kc*t.nc:], pc, min(t.kc, p.k-pc), 0, p.n)
-		}
 		t.sharedB = shared.b
+		rem := p.n % kn.nr
+		t.halfB = kn.half != nil && rem > 0 && rem <= kn.nr/2
+		panels := (p.n + kn.nr - 1) / kn.nr
+		t.packPanels = (panels + threads - 1) / threads
+		t.packJobs = t.nk * ((panels + t.packPanels - 1) / t.packPanels)
 	}
 	helpers := workers(threads - 1)
 	t.next.Store(0)
+	t.packDone.Store(0)
 	// Recruit idle workers while there are chunks left. A worker handed
 	// t may only get to it after the chunks have run out; taking t back
-	// from its mailbox then saves waiting for it to wake up.
+	// from its slot then saves waiting for it to wake up.
 	var recruited [maxThreads]bool
 	for {
 		for i, w := range helpers {
@@ -132,12 +143,23 @@ func runWith(t *task, kn *kernel, threads int) {
 	}
 }
 
-// step computes the next unclaimed chunk of t, reporting whether there
-// was one.
+// step does the next unclaimed job of t, packing part of the shared B or
+// computing a chunk, reporting whether there was one.
 func (t *task) step() bool {
 	c := int(t.next.Add(1) - 1)
+	if c < t.packJobs {
+		t.packShared(c)
+		t.packDone.Add(1)
+		return true
+	}
+	c -= t.packJobs
 	if c >= t.chunks {
 		return false
+	}
+	// The jobs are claimed in order, so what is left to wait for is at
+	// most one pack job per goroutine, already running.
+	for t.packDone.Load() < int64(t.packJobs) {
+		runtime.Gosched()
 	}
 	lo, hi := c*t.tiles/t.chunks, (c+1)*t.tiles/t.chunks
 	if t.splitM {
@@ -148,7 +170,19 @@ func (t *task) step() bool {
 	return true
 }
 
-// help computes chunks of t until there are none left.
+// packShared packs job j of the shared B: panels [f0, f1) of one k slice,
+// where packBlock would put them.
+func (t *task) packShared(j int) {
+	kn, nr := t.kn, t.kn.nr
+	perSlice := t.packJobs / t.nk
+	pk, f0 := j/perSlice, j%perSlice*t.packPanels
+	j0 := f0 * nr
+	pc := pk * t.kc
+	kc := min(t.kc, t.k-pc)
+	t.packBlock(kn, t.sharedB[pk*t.kc*t.nc+f0*nr*kc:], pc, kc, j0, min(j0+t.packPanels*nr, t.n)-j0)
+}
+
+// help does jobs of t until there are none left.
 func (t *task) help() {
 	for t.step() {
 	}
@@ -159,39 +193,80 @@ func (t *task) help() {
 const maxThreads = 64
 
 // worker is a long-lived goroutine, so that a call starts no goroutines
-// and allocates nothing. Tasks reach it through its mailbox, which holds
+// and allocates nothing. A task reaches it through its slot, which holds
 // one task so that offering never blocks.
+//
+// After each task the worker polls its slot for spinTime before parking:
+// a forward pass makes about 85 GEMM calls a few hundred microseconds
+// apart, and a parked goroutine takes ~100 us to run again once readied
+// (it lands in the caller's run queue and waits for an idle P to steal
+// it), which at batch 1 is a third of the call. While polling it yields
+// (runtime.Gosched) so that other goroutines waiting for its P run first.
 type worker struct {
-	mailbox chan *task
+	slot     atomic.Pointer[task]
+	sleeping atomic.Bool
+	wake     chan struct{} // one token: the slot may have been filled
 }
 
-// offer puts t in w's mailbox, reporting whether it was empty.
+// spinTime is how long an idle worker polls for the next task before
+// parking.
+const spinTime = 500 * time.Microsecond
+
+// offer puts t in w's slot, reporting whether it was empty.
 func (w *worker) offer(t *task) bool {
 	t.wg.Add(1)
-	select {
-	case w.mailbox <- t:
-		return true
-	default:
+	if !w.slot.CompareAndSwap(nil, t) {
 		t.wg.Done()
 		return false
 	}
+	// The worker sets sleeping before its last look at the slot, so
+	// either it sees t there or this sees it sleeping.
+	if w.sleeping.Load() {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
 }
 
 // retract takes back whatever task w has not started yet and computes
 // what is left of it on the calling goroutine (usually nothing).
 func (w *worker) retract() {
-	select {
-	case t := <-w.mailbox:
+	if t := w.slot.Swap(nil); t != nil {
 		t.help()
-	default:
 	}
 }
 
 // run computes the tasks offered to w.
 func (w *worker) run() {
-	for t := range w.mailbox {
-		t.help()
+	for {
+		if t := w.slot.Swap(nil); t != nil {
+			t.help()
+			continue
+		}
+		if w.poll() {
+			continue
+		}
+		w.sleeping.Store(true)
+		if w.slot.Load() == nil {
+			<-w.wake
+		}
+		w.sleeping.Store(false)
 	}
+}
+
+// poll waits up to spinTime for a task in w's slot, reporting whether one
+// came.
+func (w *worker) poll() bool {
+	deadline := time.Now().Add(spinTime)
+	for w.slot.Load() == nil {
+		if time.Now().After(deadline) {
+			return false
+		}
+		runtime.Gosched()
+	}
+	return true
 }
 
 var (
@@ -204,7 +279,7 @@ func workers(n int) []*worker {
 	workersMu.Lock()
 	defer workersMu.Unlock()
 	for len(allWorkers) < n {
-		w := &worker{mailbox: make(chan *task, 1)}
+		w := &worker{wake: make(chan struct{}, 1)}
 		allWorkers = append(allWorkers, w)
 		go w.run()
 	}
