@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"time"
 
@@ -14,16 +14,14 @@ import (
 )
 
 type benchOptions struct {
-	IO        *ioStreams
-	Weights   string
-	Iters     int
-	Warmup    int
-	BatchSize int
-	Threads   int
-	Size      int
-	Format    string
-	Offline   bool
-	Quiet     bool
+	IO     *ioStreams
+	Iters  int
+	Warmup int
+	Size   int
+	Format string
+	Quiet  bool
+	Model  modelFlags
+	Run    runFlags
 }
 
 func newBenchCmd(io *ioStreams) *cobra.Command {
@@ -39,17 +37,17 @@ median and 90th percentile time per image and the throughput.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.Weights, "weights", "w", "", "checkpoint file (default: the cached published checkpoint)")
 	f.IntVar(&opts.Iters, "iters", 20, "timed forward passes")
 	f.IntVar(&opts.Warmup, "warmup", 3, "untimed forward passes first")
-	f.IntVarP(&opts.BatchSize, "batch-size", "b", 1, "images per forward pass")
-	f.IntVarP(&opts.Threads, "threads", "t", runtime.NumCPU(), "CPU threads")
 	f.IntVar(&opts.Size, "size", 224, "input height and width")
-	f.StringVarP(&opts.Format, "format", "f", "text", "output format: text or json")
-	f.BoolVar(&opts.Offline, "offline", false, "never download; fail if the checkpoint is not cached")
-	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no download notice or progress bar")
+	addFormat(cmd, &opts.Format, benchFormats...)
+	addQuiet(cmd, &opts.Quiet)
+	opts.Model.addLoad(cmd)
+	opts.Run.add(cmd, 1)
 	return cmd
 }
+
+var benchFormats = []string{"text", "json"}
 
 // benchResult is what bench reports; the JSON names are shared with
 // scripts/bench_torch.py so the two can be compared.
@@ -67,21 +65,25 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 		return usageErrorf("--iters must be at least 1, got %d", opts.Iters)
 	case opts.Warmup < 0:
 		return usageErrorf("--warmup must not be negative, got %d", opts.Warmup)
-	case opts.BatchSize < 1:
-		return usageErrorf("--batch-size must be at least 1, got %d", opts.BatchSize)
-	case opts.Threads < 1:
-		return usageErrorf("--threads must be at least 1, got %d", opts.Threads)
 	case opts.Size < 1:
 		return usageErrorf("--size must be at least 1, got %d", opts.Size)
-	case opts.Format != "text" && opts.Format != "json":
-		return usageErrorf("--format must be text or json, got %q", opts.Format)
 	}
-	net, err := loadNetwork(ctx, opts.IO, opts.Weights, opts.Offline, opts.Quiet)
+	if err := checkFormat(opts.Format, benchFormats...); err != nil {
+		return err
+	}
+	if err := opts.Run.validate(); err != nil {
+		return err
+	}
+	c, err := loadClassifier(ctx, opts.IO, &opts.Model, (&transformFlags{}).options, opts.Quiet)
 	if err != nil {
 		return err
 	}
-	net.Model.SetThreads(opts.Threads)
-	x := ops.New(opts.BatchSize, 3, opts.Size, opts.Size)
+	batch, threads := opts.Run.BatchSize, opts.Run.threads()
+	if err := checkMemory(c, batch, opts.Size, opts.Size, threads); err != nil {
+		return err
+	}
+	r := c.NewRunner(threads)
+	x := ops.New(batch, 3, opts.Size, opts.Size)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range x.Data {
 		x.Data[i] = float32(rng.NormFloat64())
@@ -92,28 +94,42 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 			return err
 		}
 		start := time.Now()
-		if _, err := net.Model.Forward(x); err != nil {
+		if _, err := r.Forward(x); err != nil {
 			return err
 		}
 		if i >= opts.Warmup {
 			ms := float64(time.Since(start).Microseconds()) / 1e3
-			perImage = append(perImage, ms/float64(opts.BatchSize))
+			perImage = append(perImage, ms/float64(batch))
 		}
 	}
 	slices.Sort(perImage)
+	median := percentile(perImage, 50)
 	res := benchResult{
-		MedianMS:  percentile(perImage, 50),
-		P90MS:     percentile(perImage, 90),
-		BatchSize: opts.BatchSize,
-		Threads:   opts.Threads,
+		MedianMS:        roundTo(median, msDecimals),
+		P90MS:           roundTo(percentile(perImage, 90), msDecimals),
+		ImagesPerSecond: roundTo(1000/median, rateDecimals),
+		BatchSize:       batch,
+		Threads:         threads,
 	}
-	res.ImagesPerSecond = 1000 / res.MedianMS
 	if opts.Format == "json" {
 		return json.NewEncoder(opts.IO.Out).Encode(res)
 	}
 	_, err = fmt.Fprintf(opts.IO.Out, "batch %d, threads %d, %d iterations: median %.2f ms/image, p90 %.2f ms/image, %.1f images/s\n",
 		res.BatchSize, res.Threads, opts.Iters, res.MedianMS, res.P90MS, res.ImagesPerSecond)
 	return err
+}
+
+// The decimals bench reports: times to the microsecond its clock reads,
+// rates to a hundredth.
+const (
+	msDecimals   = 3
+	rateDecimals = 2
+)
+
+// roundTo rounds v to the given number of decimals.
+func roundTo(v float64, decimals int) float64 {
+	p := math.Pow(10, float64(decimals))
+	return math.Round(v*p) / p
 }
 
 // percentile returns the p-th percentile of sorted values, interpolating

@@ -67,7 +67,7 @@ func TestBinary(t *testing.T) {
 		{"predict", []string{"predict", "--weights", tinyWeights, photo, "--topk", "5"}, 0, "  5  ", ""},
 		{"predict bad file", []string{"predict", "--weights", tinyWeights, "--format", "json", photo, "nope.jpg"}, 1, `"rank":1`, "nope.jpg"},
 		{"inspect", []string{"inspect"}, 0, "23,670,610", ""},
-		{"usage", []string{"predict"}, 2, "", "requires at least 1 arg"},
+		{"usage", []string{"predict"}, 2, "", "requires at least 1 image"},
 		{"bench", []string{"bench", "--weights", tinyWeights, "--iters", "2", "--warmup", "1", "--size", "64", "--format", "json"}, 0, `"images_per_second"`, ""},
 		{"version", []string{"version"}, 0, "res2net ", ""},
 		{"completion", []string{"completion", "bash"}, 0, "bash completion", ""},

@@ -1,27 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime/debug"
+	"strings"
 
-	"github.com/res2net/res2net/pkg/checkpoint"
-	"github.com/res2net/res2net/pkg/model"
+	"github.com/res2net/res2net/pkg/classify"
+	"github.com/res2net/res2net/pkg/preprocess"
 	"github.com/res2net/res2net/pkg/registry"
 )
-
-// network is the model built from a checkpoint, with its class names. It
-// keeps no reference to the checkpoint's tensors, whose memory the model
-// has folded and packed.
-type network struct {
-	Net    *model.Network
-	Model  *model.Runner // a runner on Net, for the command's one goroutine
-	Labels []string
-}
 
 // defaultSource is where predict and bench fetch the checkpoint when none
 // is cached; tests point it at a local server.
@@ -54,61 +46,66 @@ func defaultCheckpoint(ctx context.Context, ios *ioStreams, offline, quiet bool)
 	return fetchInto(ctx, ios, defaultSource, false, quiet)
 }
 
-// loadNetwork loads the checkpoint at path (the cached default when empty)
-// and builds the model, with labels from the registry when the class count
-// matches it.
-func loadNetwork(ctx context.Context, ios *ioStreams, path string, offline, quiet bool) (*network, error) {
-	if path == "" {
-		var err error
-		if path, err = defaultCheckpoint(ctx, ios, offline, quiet); err != nil {
-			return nil, err
-		}
-	}
-	// Packing the weights copies them while the checkpoint's copy is still
-	// live; collecting more often than usual until the model is built keeps
-	// the peak near one copy instead of two.
-	defer debug.SetGCPercent(debug.SetGCPercent(10))
-	ckpt, err := checkpoint.Load(path)
+// loadClassifier loads the network the model flags name (fetching the
+// published checkpoint when no --weights is given) with the transform
+// built from the model's.
+func loadClassifier(ctx context.Context, ios *ioStreams, m *modelFlags, transform func(registry.Entry) preprocess.Options, quiet bool) (*classify.Classifier, error) {
+	entry, err := m.entry()
 	if err != nil {
 		return nil, err
 	}
-	for _, w := range ckpt.Warnings {
-		fmt.Fprintf(ios.ErrOut, "res2net: warning: %s: %s\n", path, w)
+	opts := classify.Options{
+		Transform:      transform(entry),
+		Labels:         entry.Classes,
+		LabelsOptional: true, // the published names, for whatever checkpoint --weights gives
+		Warn:           func(msg string) { fmt.Fprintf(ios.ErrOut, "res2net: warning: %s\n", msg) },
 	}
-	m, err := newModel(ckpt)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if m.Labels != "" {
+		if opts.Labels, err = readLabels(m.Labels); err != nil {
+			return nil, err
+		}
+		opts.LabelsOptional = false
 	}
-	return &network{Net: m, Model: m.NewRunner(), Labels: labels(m.Config().Classes)}, nil
-}
-
-// labels names n classes: the registry's names when they fit, else "class i".
-func labels(n int) []string {
-	if n == len(registry.Default.Classes) {
-		return registry.Default.Classes
-	}
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("class %d", i)
-	}
-	return out
-}
-
-// newModel builds Res2Net-50 26w x 4s from the checkpoint, or, when the
-// checkpoint has the same layout with other widths, that narrower model. The
-// error stays the one against the published architecture, the clearest for
-// a damaged checkpoint.
-func newModel(ckpt *checkpoint.Checkpoint) (*model.Network, error) {
-	cfg := model.Res2Net50()
-	cfg.Classes = 0 // from the checkpoint's head
-	m, err := model.New(cfg, ckpt.Tensors)
-	if err == nil {
-		return m, nil
-	}
-	if inferred, ierr := model.InferConfig(ckpt.Tensors); ierr == nil && inferred.Planes != model.Res2Net50().Planes {
-		if m, ierr := model.New(inferred, ckpt.Tensors); ierr == nil {
-			return m, nil
+	path := m.Weights
+	if path == "" {
+		if path, err = defaultCheckpoint(ctx, ios, m.Offline, quiet); err != nil {
+			return nil, err
 		}
 	}
-	return nil, err
+	c, err := classify.Load(path, opts)
+	if errors.Is(err, classify.ErrLabelCount) {
+		return nil, fmt.Errorf("--labels %s: %w", m.Labels, err)
+	}
+	return c, err
+}
+
+// maxLabels bounds a --labels file: far more classes than any classifier.
+const maxLabels = 1 << 20
+
+// readLabels reads class names, one a line; blank lines at the end are
+// ignored, others are names.
+func readLabels(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--labels: %w", err)
+	}
+	defer f.Close()
+	var labels []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if len(labels) == maxLabels {
+			return nil, fmt.Errorf("--labels %s: more than %d lines", path, maxLabels)
+		}
+		labels = append(labels, strings.TrimSpace(sc.Text()))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--labels %s: %w", path, err)
+	}
+	for len(labels) > 0 && labels[len(labels)-1] == "" {
+		labels = labels[:len(labels)-1]
+	}
+	if len(labels) == 0 {
+		return nil, fmt.Errorf("--labels %s: no labels in the file", path)
+	}
+	return labels, nil
 }

@@ -65,7 +65,7 @@ func TestFetch(t *testing.T) {
 	// The fetched checkpoint is what predict then uses.
 	ios, out, errOut := testIO("")
 	p := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
-		Weights: path, Format: "text", BatchSize: 1, Threads: 1, MaxPixels: 1 << 20}
+		Model: modelFlags{Weights: path}, Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}}
 	if err := runPredict(context.Background(), p); err != nil || !strings.Contains(out.String(), "coffee.png") {
 		t.Errorf("predict with the fetched file: %v\n%s%s", err, out, errOut)
 	}
@@ -100,7 +100,7 @@ func TestPredictFetchesDefault(t *testing.T) {
 	predict := func(offline bool) (string, string, error) {
 		ios, out, errOut := testIO("")
 		opts := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
-			Format: "text", BatchSize: 1, Threads: 1, MaxPixels: 1 << 27, Offline: offline}
+			Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: offline}}
 		err := runPredict(context.Background(), opts)
 		return out.String(), errOut.String(), err
 	}

@@ -12,14 +12,13 @@ import (
 	"github.com/res2net/res2net/pkg/download"
 	"github.com/res2net/res2net/pkg/model"
 	"github.com/res2net/res2net/pkg/ops"
-	"github.com/res2net/res2net/pkg/registry"
 	"github.com/spf13/cobra"
 )
 
 type inspectOptions struct {
-	IO      *ioStreams
-	Weights string
-	Format  string
+	IO     *ioStreams
+	Format string
+	Model  modelFlags
 }
 
 func newInspectCmd(io *ioStreams) *cobra.Command {
@@ -29,16 +28,20 @@ func newInspectCmd(io *ioStreams) *cobra.Command {
 		Short: "Show every layer: output shape, parameters and MACs",
 		Long: `Show every layer of Res2Net-50 26w x 4s with its output shape for one 224x224
 image, its learnable parameters and its multiply-accumulates, and the totals.
-With --weights, also check a checkpoint file against the architecture.`,
+With --weights, also check a checkpoint file against the architecture: the
+exit status is 1 when it does not match. The published accuracy is shown
+for the published checkpoint only (no --weights, or a file with its SHA-256).`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runInspect(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.Weights, "weights", "w", "", "checkpoint file to check against the architecture")
-	cmd.Flags().StringVarP(&opts.Format, "format", "f", "text", "output format: text or json")
+	opts.Model.addModel(cmd)
+	addFormat(cmd, &opts.Format, inspectFormats...)
 	return cmd
 }
+
+var inspectFormats = []string{"text", "json"}
 
 // inspectLayer is one row of the layer table.
 type inspectLayer struct {
@@ -61,8 +64,8 @@ type checkpointReport struct {
 
 type inspectReport struct {
 	Model       string            `json:"model"`
-	Top1        float64           `json:"published_top1"` // Imagenette val accuracy, %
-	Top5        float64           `json:"published_top5"`
+	Top1        *float64          `json:"published_top1,omitempty"` // Imagenette val accuracy, %; only for the published file
+	Top5        *float64          `json:"published_top5,omitempty"`
 	Input       []int             `json:"input_shape"`
 	Layers      []inspectLayer    `json:"layers"`
 	TotalParams int64             `json:"total_params"`
@@ -73,18 +76,26 @@ type inspectReport struct {
 const inspectSize = 224
 
 func runInspect(ctx context.Context, opts *inspectOptions) error {
-	if opts.Format != "text" && opts.Format != "json" {
-		return usageErrorf("--format must be text or json, got %q", opts.Format)
+	if err := checkFormat(opts.Format, inspectFormats...); err != nil {
+		return err
+	}
+	entry, err := opts.Model.entry()
+	if err != nil {
+		return err
 	}
 	cfg := model.Res2Net50()
-	rep := &inspectReport{Model: registry.Default.Arch, Top1: registry.Default.Top1, Top5: registry.Default.Top5,
-		Input: []int{1, 3, inspectSize, inspectSize}}
-	if opts.Weights != "" {
-		ck, err := inspectCheckpoint(opts.Weights, cfg)
+	rep := &inspectReport{Model: entry.Arch, Input: []int{1, 3, inspectSize, inspectSize}}
+	published := true
+	if opts.Model.Weights != "" {
+		ck, err := inspectCheckpoint(opts.Model.Weights, cfg)
 		if err != nil {
 			return err
 		}
 		rep.Checkpoint = ck
+		published = strings.EqualFold(ck.SHA256, entry.SHA256)
+	}
+	if published {
+		rep.Top1, rep.Top5 = &entry.Top1, &entry.Top5
 	}
 	for _, l := range cfg.Summary(inspectSize, inspectSize) {
 		rep.Layers = append(rep.Layers, inspectLayer{l.Name, l.Type, l.OutShape, l.Params, l.MACs})
@@ -94,11 +105,19 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 	if opts.Format == "json" {
 		enc := json.NewEncoder(opts.IO.Out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		err = enc.Encode(rep)
+	} else {
+		w := bufio.NewWriter(opts.IO.Out)
+		rep.writeText(w)
+		err = w.Flush()
 	}
-	w := bufio.NewWriter(opts.IO.Out)
-	rep.writeText(w)
-	return w.Flush()
+	if err != nil {
+		return err
+	}
+	if c := rep.Checkpoint; c != nil && !c.Matches {
+		return &silentError{fmt.Errorf("%s does not match %s", c.Path, rep.Model)}
+	}
+	return nil
 }
 
 // inspectCheckpoint loads the file and checks it against cfg. A file that
@@ -124,8 +143,11 @@ func inspectCheckpoint(path string, cfg model.Config) (*checkpointReport, error)
 // writeText prints the report; the caller's bufio.Writer keeps the first
 // write error and returns it from Flush.
 func (r *inspectReport) writeText(w io.Writer) {
-	fmt.Fprintf(w, "%s, input %s (published checkpoint: Imagenette val top-1 %.2f %%, top-5 %.2f %%)\n\n",
-		r.Model, ops.ShapeString(r.Input), r.Top1, r.Top5)
+	fmt.Fprintf(w, "%s, input %s", r.Model, ops.ShapeString(r.Input))
+	if r.Top1 != nil {
+		fmt.Fprintf(w, " (published checkpoint: Imagenette val top-1 %.2f %%, top-5 %.2f %%)", *r.Top1, *r.Top5)
+	}
+	fmt.Fprint(w, "\n\n")
 	nameWidth := len("layer")
 	for _, l := range r.Layers {
 		nameWidth = max(nameWidth, len(l.Name))

@@ -61,8 +61,10 @@ func TestInspectJSON(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ios, out, _ := testIO("")
-			if err := runInspect(context.Background(), &inspectOptions{IO: ios, Weights: tt.weights, Format: "json"}); err != nil {
-				t.Fatal(err)
+			// A checkpoint that does not match is reported, and the run fails.
+			err := runInspect(context.Background(), &inspectOptions{IO: ios, Model: modelFlags{Weights: tt.weights}, Format: "json"})
+			if (err != nil) != (tt.weights != "" && !tt.matches) {
+				t.Fatalf("runInspect: %v", err)
 			}
 			var rep inspectReport
 			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"image"
@@ -16,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/res2net/res2net/internal/npy"
+	"github.com/res2net/res2net/pkg/classify"
 	"github.com/res2net/res2net/pkg/ops"
 	"github.com/res2net/res2net/pkg/registry"
 )
@@ -68,7 +70,7 @@ func TestExecuteExitCodes(t *testing.T) {
 		{"version", []string{"version"}, 0, ""},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
 		{"unknown flag", []string{"predict", "--nope", photo}, 2, "unknown flag"},
-		{"no images", []string{"predict"}, 2, "requires at least 1 arg"},
+		{"no images", []string{"predict"}, 2, "requires at least 1 image"},
 		{"bad topk", []string{"predict", "--topk", "0", photo}, 2, "--topk"},
 		{"bad format", []string{"predict", "--format", "xml", photo}, 2, "--format"},
 		{"bad batch", []string{"predict", "-b", "0", photo}, 2, "--batch-size"},
@@ -100,8 +102,7 @@ func TestExecuteExitCodes(t *testing.T) {
 func TestPredictPhotos(t *testing.T) {
 	photos := readManifest(t)
 	ios, out, errOut := testIO("")
-	opts := &predictOptions{IO: ios, TopK: 10, Weights: tinyWeights, Format: "json", BatchSize: 3, Threads: 2,
-		MaxPixels: 1 << 27, NoOrient: true}
+	opts := &predictOptions{IO: ios, TopK: 10, Model: modelFlags{Weights: tinyWeights}, Format: "json", Run: runFlags{BatchSize: 3, Threads: 2}, Transform: transformFlags{NoOrient: true}}
 	for _, p := range photos {
 		opts.Inputs = append(opts.Inputs, filepath.Join(photosDir, p.File))
 	}
@@ -110,7 +111,7 @@ func TestPredictPhotos(t *testing.T) {
 	}
 	dec := json.NewDecoder(out)
 	for _, p := range photos {
-		var r result
+		var r classify.Record
 		if err := dec.Decode(&r); err != nil {
 			t.Fatalf("%s: %v", p.File, err)
 		}
@@ -132,7 +133,7 @@ func TestPredictPhotos(t *testing.T) {
 			if i < n && pr.Index != want[i] {
 				t.Errorf("%s: rank %d is class %d, PyTorch says %d", p.File, i+1, pr.Index, want[i])
 			}
-			if d := math.Abs(float64(pr.Logit - logits.Data[pr.Index])); d > tol {
+			if d := math.Abs(float64(pr.Logit) - float64(logits.Data[pr.Index])); d > tol {
 				t.Errorf("%s: logit of class %d differs from PyTorch's by %.3g > %.3g", p.File, pr.Index, d, tol)
 			}
 		}
@@ -151,14 +152,14 @@ func TestPredictFormats(t *testing.T) {
 		lines  int
 	}{
 		{"text", 3, []string{png + "\n", "  1  ", "%\n"}, 4},
-		{"csv", 2, []string{"file,rank,index,label,probability,logit\n", png + ",1,"}, 3},
+		{"csv", 2, []string{"file,rank,index,label,probability,logit,error\n", png + ",1,"}, 3},
 		{"json", 20, []string{`"rank":10`, `"label":`, `"logit":`}, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {
 			ios, out, errOut := testIO("")
-			opts := &predictOptions{IO: ios, Inputs: []string{png}, TopK: tt.topk, Weights: tinyWeights,
-				Format: tt.format, BatchSize: 1, Threads: 1, MaxPixels: 1 << 27}
+			opts := &predictOptions{IO: ios, Inputs: []string{png}, TopK: tt.topk, Model: modelFlags{Weights: tinyWeights},
+				Format: tt.format, Run: runFlags{BatchSize: 1, Threads: 1}}
 			if err := runPredict(context.Background(), opts); err != nil {
 				t.Fatalf("%v\n%s", err, errOut)
 			}
@@ -203,18 +204,24 @@ func TestPredictFolderAndStdin(t *testing.T) {
 	}
 	ios, out, errOut := testIO(string(good))
 	opts := &predictOptions{IO: ios, Inputs: []string{dir, filepath.Join(dir, "missing.png"), "-"}, TopK: 1,
-		Weights: tinyWeights, Format: "csv", BatchSize: 2, Threads: 2, MaxPixels: 1 << 27}
+		Model: modelFlags{Weights: tinyWeights}, Format: "csv", Run: runFlags{BatchSize: 2, Threads: 2}}
 	err = runPredict(context.Background(), opts)
 	if err == nil {
 		t.Fatal("runPredict succeeded with bad files")
 	}
-	var rows []string
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n")[1:] {
-		rows = append(rows, strings.SplitN(line, ",", 2)[0])
+	// Every input is a row, in input order; the failed ones carry their error.
+	rows, err := csv.NewReader(out).ReadAll()
+	if err != nil {
+		t.Fatal(err)
 	}
-	want := []string{filepath.Join(dir, "a.png"), filepath.Join(dir, "b/c.png"), filepath.Join(dir, "e/f/g/h.jpeg"), "-"}
-	if strings.Join(rows, " ") != strings.Join(want, " ") {
-		t.Errorf("classified %v, want %v", rows, want)
+	var got []string
+	for _, row := range rows[1:] {
+		got = append(got, fmt.Sprintf("%s ok=%v", strings.TrimPrefix(row[0], dir+"/"), row[6] == ""))
+	}
+	want := []string{"a.png ok=true", "b/broken.jpg ok=false", "b/c.png ok=true", "d/empty.png ok=false",
+		"e/f/g/h.jpeg ok=true", "e/truncated.png ok=false", "missing.png ok=false", "<stdin> ok=true"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rows\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	for _, bad := range []string{"broken.jpg", "empty.png", "truncated.png", "missing.png"} {
 		if !strings.Contains(errOut.String(), bad) {
@@ -229,8 +236,8 @@ func TestPredictConcurrent(t *testing.T) {
 	inputs := []string{filepath.Join(photosDir, "coffee.png"), filepath.Join(photosDir, "rocket.lossy.webp")}
 	predict := func(threads int) (string, error) {
 		ios, out, errOut := testIO("")
-		opts := &predictOptions{IO: ios, Inputs: inputs, TopK: 3, Weights: tinyWeights, Format: "json",
-			BatchSize: 2, Threads: threads, MaxPixels: 1 << 27}
+		opts := &predictOptions{IO: ios, Inputs: inputs, TopK: 3, Model: modelFlags{Weights: tinyWeights}, Format: "json",
+			Run: runFlags{BatchSize: 2, Threads: threads}}
 		if err := runPredict(context.Background(), opts); err != nil {
 			return "", fmt.Errorf("%v: %s", err, errOut)
 		}
@@ -283,8 +290,8 @@ func TestPredictExtremeSizes(t *testing.T) {
 		inputs = append(inputs, p)
 	}
 	ios, out, errOut := testIO("")
-	opts := &predictOptions{IO: ios, Inputs: inputs, TopK: 1, Weights: tinyWeights, Format: "csv",
-		BatchSize: 8, Threads: 1, MaxPixels: 1 << 27}
+	opts := &predictOptions{IO: ios, Inputs: inputs, TopK: 1, Model: modelFlags{Weights: tinyWeights}, Format: "csv",
+		Run: runFlags{BatchSize: 8, Threads: 1}}
 	if err := runPredict(context.Background(), opts); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
@@ -308,7 +315,7 @@ func TestPredictCachedDefault(t *testing.T) {
 	}
 	ios, out, errOut := testIO("")
 	opts := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
-		Format: "text", BatchSize: 1, Threads: 1, MaxPixels: 1 << 27, Offline: true}
+		Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: true}}
 	if err := runPredict(context.Background(), opts); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
@@ -331,8 +338,8 @@ func TestPredictSymlinkedFolder(t *testing.T) {
 	}
 	for _, arg := range []string{link, link + "/"} {
 		ios, out, errOut := testIO("")
-		opts := &predictOptions{IO: ios, Inputs: []string{arg}, TopK: 1, Weights: tinyWeights, Format: "csv",
-			BatchSize: 8, Threads: 1, MaxPixels: 1 << 27}
+		opts := &predictOptions{IO: ios, Inputs: []string{arg}, TopK: 1, Model: modelFlags{Weights: tinyWeights}, Format: "csv",
+			Run: runFlags{BatchSize: 8, Threads: 1}}
 		if err := runPredict(context.Background(), opts); err != nil {
 			t.Fatalf("%s: %v\n%s", arg, err, errOut)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/res2net/res2net/internal/npy"
+	"github.com/res2net/res2net/pkg/classify"
 )
 
 // TestParityPhotos classifies every test photo from its file with the
@@ -35,8 +36,8 @@ func TestParityPhotos(t *testing.T) {
 		t.Fatal(err)
 	}
 	ios, out, errOut := testIO("")
-	opts := &predictOptions{IO: ios, TopK: 5, Weights: filepath.Join(dir, "full.pth"), Format: "json",
-		BatchSize: 4, Threads: 2, MaxPixels: 1 << 27, NoOrient: true}
+	opts := &predictOptions{IO: ios, TopK: 5, Model: modelFlags{Weights: filepath.Join(dir, "full.pth")}, Format: "json",
+		Run: runFlags{BatchSize: 4, Threads: 2}, Transform: transformFlags{NoOrient: true}}
 	for _, f := range order.Files {
 		opts.Inputs = append(opts.Inputs, filepath.Join(photosDir, f))
 	}
@@ -46,7 +47,7 @@ func TestParityPhotos(t *testing.T) {
 	classes := logits.Shape[1]
 	dec := json.NewDecoder(out)
 	for i, f := range order.Files {
-		var r result
+		var r classify.Record
 		if err := dec.Decode(&r); err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +62,7 @@ func TestParityPhotos(t *testing.T) {
 			if p.Index != want[k] {
 				t.Errorf("%s: rank %d is class %d, PyTorch says %d", f, k+1, p.Index, want[k])
 			}
-			if d := math.Abs(float64(p.Logit - row[p.Index])); d > tol {
+			if d := math.Abs(float64(p.Logit) - float64(row[p.Index])); d > tol {
 				t.Errorf("%s: logit of class %d differs from PyTorch's by %.3g > %.3g", f, p.Index, d, tol)
 			}
 		}

@@ -2,19 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/res2net/res2net/pkg/classify"
 	"github.com/res2net/res2net/pkg/ops"
-	"github.com/res2net/res2net/pkg/preprocess"
 	"github.com/spf13/cobra"
 )
 
@@ -22,14 +17,15 @@ type predictOptions struct {
 	IO        *ioStreams
 	Inputs    []string
 	TopK      int
-	Weights   string
-	Format    string
-	BatchSize int
-	Threads   int
-	Offline   bool
+	Format    string // "" : from Output's extension, else text
+	Output    string
+	FilesFrom string
+	Shard     string
+	Resume    bool
 	Quiet     bool
-	NoOrient  bool
-	MaxPixels int64
+	Model     modelFlags
+	Run       runFlags
+	Transform transformFlags
 }
 
 func newPredictCmd(io *ioStreams) *cobra.Command {
@@ -37,14 +33,26 @@ func newPredictCmd(io *ioStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "predict IMAGE...",
 		Short: "Classify images",
-		Long: `Classify image files, folders (searched recursively for images by extension)
-and - (standard input). Results come in input order. A file that cannot be
-classified is reported on stderr and the others still are; the exit status
-is then 1.`,
+		Long: `Classify image files, folders (searched recursively for images by extension,
+following linked folders) and - (standard input). Results come in input
+order. A file that cannot be classified is reported on stderr, and in JSON
+and CSV output as a record with an error; the others are still classified
+and the exit status is then 1.
+
+Large jobs: -o writes the results to a file (replaced when the run ends),
+--shard K/N takes every Nth input from the Kth (0 <= K < N), and --resume
+skips the inputs already classified in -o's file.`,
 		Example: `  res2net predict photo.jpg --topk 5
-  res2net predict photos/ --format json > results.jsonl
+  res2net predict photos/ -o results.jsonl
+  find photos -name '*.jpg' | res2net predict --files-from - --format csv
+  res2net predict photos/ --shard 3/8 -o part-3.csv --resume
   cat photo.png | res2net predict -`,
-		Args: argsUsage(cobra.MinimumNArgs(1)),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && opts.FilesFrom == "" {
+				return usageErrorf("requires at least 1 image, folder or -, or --files-from")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs = args
 			return runPredict(cmd.Context(), opts)
@@ -52,288 +60,335 @@ is then 1.`,
 	}
 	f := cmd.Flags()
 	f.IntVarP(&opts.TopK, "topk", "k", 5, "number of classes to show per image")
-	f.StringVarP(&opts.Weights, "weights", "w", "", "checkpoint file (default: the cached published checkpoint)")
-	f.StringVarP(&opts.Format, "format", "f", "text", "output format: text, json or csv")
-	f.IntVarP(&opts.BatchSize, "batch-size", "b", 8, "images per forward pass")
-	f.IntVarP(&opts.Threads, "threads", "t", runtime.NumCPU(), "CPU threads")
-	f.BoolVar(&opts.Offline, "offline", false, "never download; fail if the checkpoint is not cached")
-	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no download notice or progress bar")
-	f.BoolVar(&opts.NoOrient, "no-orient", false, "ignore EXIF orientation")
-	f.Int64Var(&opts.MaxPixels, "max-pixels", preprocess.DefaultOptions().MaxPixels, "refuse images with more pixels than this")
+	f.StringVarP(&opts.Format, "format", "f", "", "output format: text, json (a line per input) or csv (default: from -o's extension, else text)")
+	completeValues(cmd, "format", predictFormats)
+	f.StringVarP(&opts.Output, "output", "o", "", "write the results to this file instead of stdout")
+	f.StringVar(&opts.FilesFrom, "files-from", "", "also classify the paths listed in this file, one a line (- for stdin)")
+	f.StringVar(&opts.Shard, "shard", "", "classify only shard K of N: every Nth input from the Kth, 0 <= K < N")
+	f.BoolVar(&opts.Resume, "resume", false, "with -o: keep the results already in the file and classify only the rest")
+	addQuiet(cmd, &opts.Quiet)
+	opts.Model.addLoad(cmd)
+	opts.Run.add(cmd, 8)
+	opts.Transform.add(cmd)
 	return cmd
 }
 
-// prediction is one class of one image's result.
-type prediction struct {
-	Rank        int     `json:"rank"`
-	Index       int     `json:"index"`
-	Label       string  `json:"label"`
-	Probability float32 `json:"probability"` // float32, as computed: JSON prints it short
-	Logit       float32 `json:"logit"`
-}
-
-// result is the outcome for one input, in input order.
-type result struct {
-	File        string       `json:"file"`
-	Predictions []prediction `json:"predictions"`
-	err         error
-	input       *ops.Tensor
-}
+// progressMin is the number of inputs from which a run on a terminal shows
+// progress and a summary: fewer finish before either says anything.
+const progressMin = 5
 
 func (o *predictOptions) validate() error {
+	if o.Format == "" {
+		o.Format = "text"
+		if o.Output != "" {
+			o.Format = formatFromExt(o.Output)
+		}
+	}
 	switch {
 	case o.TopK < 1:
 		return usageErrorf("--topk must be at least 1, got %d", o.TopK)
-	case o.BatchSize < 1:
-		return usageErrorf("--batch-size must be at least 1, got %d", o.BatchSize)
-	case o.Threads < 1:
-		return usageErrorf("--threads must be at least 1, got %d", o.Threads)
-	case o.MaxPixels < 1:
-		return usageErrorf("--max-pixels must be at least 1, got %d", o.MaxPixels)
+	case o.Resume && o.Output == "":
+		return usageErrorf("--resume needs -o FILE, the results to resume")
+	case o.Resume && o.Format == "text":
+		return usageErrorf("--resume needs JSON or CSV output, not text")
+	case o.FilesFrom == "-" && containsStdin(o.Inputs):
+		return usageErrorf("--files-from - and the input - both read standard input")
 	}
-	switch o.Format {
-	case "text", "json", "csv":
-	default:
-		return usageErrorf("--format must be text, json or csv, got %q", o.Format)
+	if err := checkFormat(o.Format, predictFormats...); err != nil {
+		return err
 	}
-	return nil
+	if _, _, err := parseShard(o.Shard); err != nil {
+		return err
+	}
+	if err := o.Run.validate(); err != nil {
+		return err
+	}
+	return o.Transform.validate()
+}
+
+func containsStdin(args []string) bool {
+	for _, a := range args {
+		if a == "-" {
+			return true
+		}
+	}
+	return false
+}
+
+// parseShard reads --shard K/N; "" is the whole input, 0/1.
+func parseShard(s string) (k, n int, err error) {
+	if s == "" {
+		return 0, 1, nil
+	}
+	ks, ns, ok := strings.Cut(s, "/")
+	k, kerr := strconv.Atoi(ks)
+	n, nerr := strconv.Atoi(ns)
+	if !ok || kerr != nil || nerr != nil || n < 1 || k < 0 || k >= n {
+		return 0, 0, usageErrorf("--shard must be K/N with 0 <= K < N, got %q", s)
+	}
+	return k, n, nil
+}
+
+// item is one input on its way through the pipeline.
+type item struct {
+	input
+	x *ops.Tensor
 }
 
 func runPredict(ctx context.Context, opts *predictOptions) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
-	// Cancelling on return stops the decoder goroutine when an error ends
-	// the run early.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	net, err := loadNetwork(ctx, opts.IO, opts.Weights, opts.Offline, opts.Quiet)
+	args := opts.Inputs
+	if opts.FilesFrom != "" {
+		listed, err := readFilesFrom(opts.IO, opts.FilesFrom)
+		if err != nil {
+			return err
+		}
+		args = append(append([]string(nil), args...), listed...)
+	}
+	// Inputs are checked before anything is loaded or downloaded.
+	inputs := expandInputs(args)
+	k, n, _ := parseShard(opts.Shard)
+	if n > 1 {
+		var mine []input
+		for i, in := range inputs {
+			if i%n == k {
+				mine = append(mine, in)
+			}
+		}
+		inputs = mine
+	}
+
+	var dst io.Writer = opts.IO.Out
+	var file *outputFile
+	if opts.Output != "" {
+		var err error
+		if file, err = createOutput(opts.Output); err != nil {
+			return err
+		}
+		dst = file
+	}
+	run := &predictRun{opts: opts, start: time.Now()}
+	err := run.classify(ctx, inputs, dst, file)
+	if file != nil {
+		if cerr := file.commit(); err == nil {
+			err = cerr
+		}
+	}
+	run.summary()
 	if err != nil {
 		return err
 	}
-	net.Model.SetThreads(opts.Threads)
+	if run.failed > 0 {
+		return &silentError{fmt.Errorf("%d of the inputs could not be classified", run.failed)}
+	}
+	return nil
+}
 
-	pre := preprocess.DefaultOptions()
-	pre.Orient = !opts.NoOrient
-	pre.MaxPixels = opts.MaxPixels
+func readFilesFrom(ios *ioStreams, name string) ([]string, error) {
+	if name == "-" {
+		return readFileList(ios.In, stdinName)
+	}
+	f, err := openImage(name) // a regular file: never a FIFO that blocks
+	if err != nil {
+		return nil, fmt.Errorf("--files-from %w", err)
+	}
+	defer f.Close()
+	return readFileList(f, name)
+}
+
+// predictRun is one predict run's state: the counts its progress and
+// summary show.
+type predictRun struct {
+	opts      *predictOptions
+	start     time.Time
+	progress  *progress
+	done      int
+	failed    int
+	nonFinite bool // warned about NaN or Inf scores already
+}
+
+// classify runs inputs through the network and writes their records to dst.
+func (p *predictRun) classify(ctx context.Context, inputs []input, dst io.Writer, file *outputFile) error {
+	opts := p.opts
+	var labels []string
+	usable := 0
+	for _, in := range inputs {
+		if in.err == nil {
+			usable++
+		}
+	}
+	var c *classify.Classifier
+	if usable > 0 {
+		var err error
+		c, err = loadClassifier(ctx, opts.IO, &opts.Model, opts.Transform.options, opts.Quiet)
+		if err != nil {
+			return err
+		}
+		labels = c.Labels()
+	}
+	out := newRecordWriter(dst, opts.Format, opts.TopK, labels)
+	defer out.flush()
+	if err := out.header(); err != nil {
+		return err
+	}
+	if opts.Resume {
+		done, err := carryOver(opts.Output, out)
+		if err != nil {
+			return err
+		}
+		kept := inputs[:0:0]
+		for _, in := range inputs {
+			if !done[in.name] {
+				kept = append(kept, in)
+			}
+		}
+		if skipped := len(inputs) - len(kept); skipped > 0 && !opts.Quiet {
+			fmt.Fprintf(opts.IO.ErrOut, "res2net: resuming: %d of %d inputs already in %s\n", skipped, len(inputs), opts.Output)
+		}
+		inputs = kept
+	}
+	if opts.IO.ErrTTY && !opts.Quiet && len(inputs) >= progressMin {
+		p.progress = newProgress(opts.IO.ErrOut, len(inputs))
+	}
+	batch := min(opts.Run.BatchSize, max(usable, 1))
+	var r *classify.Runner
+	if c != nil {
+		shape := c.InputShape()
+		if err := checkMemory(c, batch, shape[1], shape[2], opts.Run.threads()); err != nil {
+			return err
+		}
+		r = c.NewRunner(opts.Run.threads())
+	}
 
 	// Decoding runs one batch ahead of the network, so the cores never wait
 	// for image files; the channel bounds memory on long runs.
-	inputs := make(chan *result, opts.BatchSize)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the decoder when an error ends the run early
+	items := make(chan item, batch)
 	go func() {
-		defer close(inputs)
-		for _, name := range expandInputs(opts.Inputs) {
-			r := &result{File: name.path, err: name.err}
-			if r.err == nil {
-				r.input, r.err = loadImage(opts.IO, name.path, pre)
+		defer close(items)
+		for _, in := range inputs {
+			it := item{input: in}
+			if it.err == nil {
+				it.x, it.err = decodeInput(opts.IO, c, in.name)
 			}
 			select {
-			case inputs <- r:
+			case items <- it:
 			case <-ctx.Done():
 				return
 			}
 		}
 	}()
 
-	out := newPrinter(opts.IO.Out, opts.Format)
-	failed := 0
-	batch := make([]*result, 0, opts.BatchSize)
-	var scratch []float32 // the batch tensor's memory, reused across batches
+	pending := make([]item, 0, batch)
+	good := 0
 	flush := func() error {
-		if err := classify(net, batch, opts.TopK, &scratch); err != nil {
+		if err := p.emit(r, pending, out, file); err != nil {
 			return err
 		}
-		for _, r := range batch {
-			if r.err != nil {
-				failed++
-				fmt.Fprintf(opts.IO.ErrOut, "res2net: %v\n", r.err)
-				continue
-			}
-			if err := out.print(r); err != nil {
-				return err
-			}
-		}
-		batch = batch[:0]
+		pending, good = pending[:0], 0
 		return nil
 	}
-	good := 0
-	for r := range inputs {
-		batch = append(batch, r)
-		if r.err == nil {
+	for {
+		var it item
+		var ok bool
+		select {
+		case it, ok = <-items:
+		case <-ctx.Done():
+			// Standard input may block the decoder for ever: do not wait.
+			return ctx.Err()
+		}
+		if !ok {
+			break
+		}
+		pending = append(pending, it)
+		if it.err == nil {
 			good++
 		}
-		if good == opts.BatchSize {
+		if good == batch {
 			if err := flush(); err != nil {
 				return err
 			}
-			good = 0
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := flush(); err != nil {
-		return err
-	}
-	if err := out.close(); err != nil {
-		return err
-	}
-	if failed > 0 {
-		return &silentError{fmt.Errorf("%d of the inputs could not be classified", failed)}
-	}
-	return nil
+	return flush()
 }
 
-// classify runs the good images of batch through the network and fills in
-// their predictions. The input batch is assembled in *scratch, grown as
-// needed.
-func classify(net *network, batch []*result, topk int, scratch *[]float32) error {
-	var good []*result
-	for _, r := range batch {
-		if r.err == nil {
-			good = append(good, r)
-		}
+// decodeInput decodes one checked input: standard input as a stream, a
+// file through openImage, which refuses anything but a regular file.
+func decodeInput(ios *ioStreams, c *classify.Classifier, name string) (*ops.Tensor, error) {
+	if name == stdinName {
+		return c.Decode(ios.In, stdinName)
 	}
-	if len(good) == 0 {
-		return nil
-	}
-	shape := good[0].input.Shape
-	per := ops.NumElements(shape)
-	if cap(*scratch) < len(good)*per {
-		*scratch = make([]float32, len(good)*per)
-	}
-	x := &ops.Tensor{Shape: append([]int{len(good)}, shape...), Data: (*scratch)[:len(good)*per]}
-	for i, r := range good {
-		copy(x.Data[i*per:], r.input.Data)
-		r.input = nil
-	}
-	logits, err := net.Model.Forward(x)
+	f, err := openImage(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	classes := logits.Shape[1]
-	probs := ops.Softmax(logits)
-	for i, r := range good {
-		row := logits.Data[i*classes : (i+1)*classes]
-		p := probs.Data[i*classes : (i+1)*classes]
-		for rank, idx := range ops.TopK(p, topk) {
-			r.Predictions = append(r.Predictions, prediction{
-				Rank:        rank + 1,
-				Index:       idx,
-				Label:       net.Labels[idx],
-				Probability: p[idx],
-				Logit:       row[idx],
-			})
-		}
-	}
-	return nil
+	defer f.Close()
+	return c.Decode(f, name)
 }
 
-// input is one image to classify, or the reason a command-line argument
-// could not be expanded into images.
-type input struct {
-	path string
-	err  error
-}
-
-// expandInputs turns the arguments into image paths in order: files as
-// given, folders walked in lexical order keeping files with an image
-// extension, and "-" for standard input.
-func expandInputs(args []string) []input {
-	var out []input
-	for _, arg := range args {
-		if arg == "-" {
-			out = append(out, input{path: arg})
-			continue
-		}
-		// Anything but a folder (after links) is an image however it is
-		// named; a missing file gets its error from the decoder.
-		if fi, err := os.Stat(arg); err != nil || !fi.IsDir() {
-			out = append(out, input{path: arg})
-			continue
-		}
-		// WalkDir does not follow a link at the root: walk the folder it names.
-		root, err := filepath.EvalSymlinks(arg)
-		if err != nil {
-			out = append(out, input{path: arg, err: err})
-			continue
-		}
-		found := false
-		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			p = filepath.Join(arg, strings.TrimPrefix(p, root))
-			if !d.IsDir() && preprocess.IsImageFile(p) {
-				out = append(out, input{path: p})
-				found = true
-			}
-			return nil
-		})
-		switch {
-		case err != nil:
-			out = append(out, input{path: arg, err: err})
-		case !found:
-			out = append(out, input{path: arg, err: fmt.Errorf("%s: no image files in folder", arg)})
+// emit classifies the good items of a batch and writes every item's record
+// in order.
+func (p *predictRun) emit(r *classify.Runner, batch []item, out *recordWriter, file *outputFile) error {
+	var images []*ops.Tensor
+	for _, it := range batch {
+		if it.err == nil {
+			images = append(images, it.x)
 		}
 	}
-	return out
-}
-
-func loadImage(ios *ioStreams, path string, opts preprocess.Options) (*ops.Tensor, error) {
-	if path == "-" {
-		return preprocess.Read(ios.In, "<stdin>", opts)
-	}
-	return preprocess.Load(path, opts)
-}
-
-// printer writes results in one of the output formats.
-type printer struct {
-	w      io.Writer
-	format string
-	csv    *csv.Writer
-	enc    *json.Encoder
-}
-
-func newPrinter(w io.Writer, format string) *printer {
-	p := &printer{w: w, format: format}
-	switch format {
-	case "csv":
-		p.csv = csv.NewWriter(w)
-		p.csv.Write([]string{"file", "rank", "index", "label", "probability", "logit"})
-	case "json":
-		p.enc = json.NewEncoder(w)
-	}
-	return p
-}
-
-func (p *printer) print(r *result) error {
-	switch p.format {
-	case "json":
-		return p.enc.Encode(r)
-	case "csv":
-		for _, pr := range r.Predictions {
-			p.csv.Write([]string{r.File, strconv.Itoa(pr.Rank), strconv.Itoa(pr.Index), pr.Label,
-				strconv.FormatFloat(float64(pr.Probability), 'g', -1, 32), strconv.FormatFloat(float64(pr.Logit), 'g', -1, 32)})
-		}
-		p.csv.Flush()
-		return p.csv.Error()
-	}
-	if _, err := fmt.Fprintln(p.w, r.File); err != nil {
-		return err
-	}
-	for _, pr := range r.Predictions {
-		if _, err := fmt.Fprintf(p.w, "  %d  %-17s %6.2f%%\n", pr.Rank, pr.Label, 100*pr.Probability); err != nil {
+	var preds [][]classify.Prediction
+	if len(images) > 0 {
+		var err error
+		if preds, err = r.Classify(images, p.opts.TopK); err != nil {
 			return err
 		}
 	}
+	for _, it := range batch {
+		var rec classify.Record
+		if it.err != nil {
+			rec = classify.Failed(it.name, it.err)
+			p.failed++
+			p.progress.clear()
+			fmt.Fprintf(p.opts.IO.ErrOut, "res2net: %v\n", it.err)
+		} else {
+			rec = classify.Record{File: it.name, Predictions: preds[0]}
+			preds = preds[1:]
+			if !rec.Finite() && !p.nonFinite {
+				p.nonFinite = true
+				p.progress.clear()
+				fmt.Fprintf(p.opts.IO.ErrOut, "res2net: warning: %s: scores are not finite (NaN or Inf; null in JSON): the weights may be damaged\n", it.name)
+			}
+		}
+		if err := out.write(rec); err != nil {
+			return writeError(p.opts, err)
+		}
+		p.done++
+		p.progress.set(p.done)
+	}
+	if err := out.flush(); err != nil {
+		return writeError(p.opts, err)
+	}
 	return nil
 }
 
-func (p *printer) close() error {
-	if p.csv != nil {
-		p.csv.Flush()
-		return p.csv.Error()
+func writeError(opts *predictOptions, err error) error {
+	if opts.Output != "" {
+		return fmt.Errorf("-o %s: %w", opts.Output, err)
 	}
-	return nil
+	return fmt.Errorf("writing results: %w", err)
+}
+
+// summary ends a run that showed progress with its counts and time.
+func (p *predictRun) summary() {
+	if p.progress == nil {
+		return
+	}
+	p.progress.finish()
+	fmt.Fprintf(p.opts.IO.ErrOut, "%d classified, %d failed, %.1f s\n", p.done-p.failed, p.failed, time.Since(p.start).Seconds())
 }
