@@ -16,6 +16,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"unsafe"
 
 	"github.com/res2net/res2net/pkg/ops"
 )
@@ -55,9 +56,13 @@ type Checkpoint struct {
 	Tensors map[string]*ops.Tensor
 	// Keys lists the keys of Tensors in file order.
 	Keys []string
-	// Warnings describes suspicious but loadable content, such as NaN or
-	// infinite weights.
+	// Warnings describes suspicious but loadable content, one sentence per
+	// kind of problem: all tensors holding NaN or infinite values make a
+	// single warning, which names the first of them.
 	Warnings []string
+	// NonFinite lists, in file order, the keys of the tensors holding NaN
+	// or infinite values.
+	NonFinite []string
 }
 
 // Load reads the checkpoint at path. It unwraps a state dict saved as
@@ -125,28 +130,78 @@ func build(format string, entries []entry, fileSize int64) (*Checkpoint, error) 
 		}
 		ck.Tensors[e.key] = &ops.Tensor{Shape: shape, Data: data}
 		ck.Keys = append(ck.Keys, e.key)
-		if w := nonFinite(data); w != "" {
-			ck.Warnings = append(ck.Warnings, fmt.Sprintf("%s: %s", e.key, w))
-		}
 	}
+	ck.checkFinite()
 	return ck, nil
 }
 
-// nonFinite describes the NaN and infinite values of data, or returns "".
-func nonFinite(data []float32) string {
-	var nan, inf int
-	for _, v := range data {
-		switch {
-		case v != v:
-			nan++
-		case math.IsInf(float64(v), 0):
-			inf++
+// checkFinite fills NonFinite and adds one warning summarising it.
+func (ck *Checkpoint) checkFinite() {
+	var first string
+	for _, k := range ck.Keys {
+		if data := ck.Tensors[k].Data; !allFinite(data) {
+			if first == "" {
+				nan, inf := countNonFinite(data)
+				first = fmt.Sprintf("%q has %d NaN and %d infinite values among %d", k, nan, inf, len(data))
+			}
+			ck.NonFinite = append(ck.NonFinite, k)
 		}
 	}
-	if nan+inf == 0 {
-		return ""
+	if len(ck.NonFinite) > 0 {
+		ck.Warnings = append(ck.Warnings, fmt.Sprintf("%d of %d tensors hold NaN or infinite values; the first, %s",
+			len(ck.NonFinite), len(ck.Keys), first))
 	}
-	return fmt.Sprintf("%d NaN and %d infinite values among %d", nan, inf, len(data))
+}
+
+// float32 bit patterns: a value is NaN or infinite when its exponent
+// field is all ones.
+const (
+	f32ExpMask = 0x7f800000
+	f32ExpLow  = 0x00800000 // the exponent's lowest bit
+	f32Sign    = 0x80000000
+)
+
+// allFinite reports whether data holds no NaN or infinity. It tests two
+// values per aligned 64-bit word without branches: adding the exponent's lowest
+// bit to an all-ones exponent carries into the sign position, and into it
+// only, so OR-ing the carries flags any non-finite value.
+func allFinite(data []float32) bool {
+	const (
+		mask2 = f32ExpMask<<32 | f32ExpMask
+		low2  = f32ExpLow<<32 | f32ExpLow
+		sign2 = f32Sign<<32 | f32Sign
+	)
+	var acc uint64
+	if len(data) > 0 && uintptr(unsafe.Pointer(&data[0]))%8 != 0 {
+		acc = uint64(math.Float32bits(data[0])&f32ExpMask + f32ExpLow)
+		data = data[1:]
+	}
+	words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(data))), len(data)/2)
+	for i := 0; i+4 <= len(words); i += 4 {
+		acc |= (words[i]&mask2 + low2) | (words[i+1]&mask2 + low2) |
+			(words[i+2]&mask2 + low2) | (words[i+3]&mask2 + low2)
+	}
+	for _, w := range words[len(words)&^3:] {
+		acc |= w&mask2 + low2
+	}
+	for _, v := range data[2*len(words):] {
+		acc |= uint64(math.Float32bits(v)&f32ExpMask + f32ExpLow)
+	}
+	return acc&sign2 == 0
+}
+
+// countNonFinite counts the NaN and infinite values of data.
+func countNonFinite(data []float32) (nan, inf int) {
+	for _, v := range data {
+		if b := math.Float32bits(v); b&f32ExpMask == f32ExpMask {
+			if b&^(f32ExpMask|f32Sign) != 0 {
+				nan++
+			} else {
+				inf++
+			}
+		}
+	}
+	return nan, inf
 }
 
 // neededStorages returns the set of storages the entries use.

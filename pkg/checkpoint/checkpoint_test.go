@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"math/rand/v2"
@@ -153,12 +154,46 @@ func TestLoadNonFiniteWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ck.Warnings) != 1 || !strings.Contains(ck.Warnings[0], "w: 1 NaN and 2 infinite") {
+	if len(ck.Warnings) != 1 || !strings.Contains(ck.Warnings[0], `1 of 1 tensors`) ||
+		!strings.Contains(ck.Warnings[0], `"w" has 1 NaN and 2 infinite values among 4`) {
 		t.Errorf("Warnings = %q", ck.Warnings)
+	}
+	if !slices.Equal(ck.NonFinite, []string{"w"}) {
+		t.Errorf("NonFinite = %q", ck.NonFinite)
 	}
 	d := ck.Tensors["w"].Data
 	if d[0] != 1 || !math.IsNaN(float64(d[1])) || !math.IsInf(float64(d[2]), 1) || !math.IsInf(float64(d[3]), -1) {
 		t.Errorf("values %v, want [1 NaN +Inf -Inf]", d)
+	}
+}
+
+// TestLoadNonFiniteOneWarning checks that many non-finite tensors make
+// one warning, naming the first, not one warning per tensor.
+func TestLoadNonFiniteOneWarning(t *testing.T) {
+	const n = 50
+	var specs []tensorSpec
+	var keys []string
+	var storages [][]byte
+	for i := range n {
+		key := fmt.Sprintf("t%02d", i)
+		specs = append(specs, tensorSpec{key, "FloatStorage", key, 2, 0, []int64{2}, []int64{1}})
+		keys = append(keys, key)
+		v := float32(i)
+		if i%2 == 1 {
+			v = float32(math.Inf(1))
+		}
+		storages = append(storages, storageBytes(2, 1, v))
+	}
+	data := legacyFile(stateDictPickle(true, specs...), keys, storages...)
+	ck, err := Read(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ck.Warnings) != 1 || !strings.Contains(ck.Warnings[0], `25 of 50 tensors`) || !strings.Contains(ck.Warnings[0], `"t01" has 0 NaN and 1 infinite`) {
+		t.Errorf("Warnings = %q, want one naming 25 of 50 tensors and t01", ck.Warnings)
+	}
+	if len(ck.NonFinite) != n/2 || ck.NonFinite[0] != "t01" || ck.NonFinite[n/2-1] != "t49" {
+		t.Errorf("NonFinite = %q", ck.NonFinite)
 	}
 }
 

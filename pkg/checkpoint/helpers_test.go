@@ -2,10 +2,12 @@ package checkpoint
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -98,10 +100,17 @@ func storageBytes(count uint64, values ...float32) []byte {
 // zipFile writes the named entries, in order, stored uncompressed.
 func zipFile(t testing.TB, entries ...zipEntry) []byte {
 	t.Helper()
+	return zipFileMethod(t, zip.Store, entries...)
+}
+
+// zipFileMethod writes the named entries, in order, with the given
+// compression method.
+func zipFileMethod(t testing.TB, method uint16, entries ...zipEntry) []byte {
+	t.Helper()
 	var b bytes.Buffer
 	w := zip.NewWriter(&b)
 	for _, e := range entries {
-		f, err := w.CreateHeader(&zip.FileHeader{Name: e.name, Method: zip.Store})
+		f, err := w.CreateHeader(&zip.FileHeader{Name: e.name, Method: method})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,3 +171,6 @@ func writeTemp(t testing.TB, name string, data []byte) string {
 	}
 	return path
 }
+
+// bufioReader reads s.
+func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }

@@ -8,14 +8,17 @@ import (
 	"testing"
 )
 
-// TestLoadDeepNesting feeds pickles nested a million levels deep: the
-// unpickler and the state-dict mapping must answer with an error, not
-// overflow the stack (which Go cannot recover from).
+// TestLoadDeepNesting feeds pickles nested a quarter to half a million
+// levels deep: the unpickler and the state-dict mapping must answer with an
+// error, not overflow the stack (which Go cannot recover from).
 func TestLoadDeepNesting(t *testing.T) {
-	const depth = 1_000_000
+	// As deep as the stack bound allows: each level of lists keeps a list
+	// on the stack, each level of dicts a key and a dict.
+	const depth = maxStackDepth - 1
+	const dictDepth = maxStackDepth/2 - 1
 	pickles := map[string]string{
 		"lists": "\x80\x02" + strings.Repeat("]", depth) + strings.Repeat("a", depth-1) + ".",
-		"dicts": "\x80\x02}" + strings.Repeat("X\x05\x00\x00\x00model}", depth) + strings.Repeat("s", depth) + ".",
+		"dicts": "\x80\x02}" + strings.Repeat("X\x05\x00\x00\x00model}", dictDepth) + strings.Repeat("s", dictDepth) + ".",
 	}
 	for name, pkl := range pickles {
 		t.Run(name, func(t *testing.T) {

@@ -1,9 +1,7 @@
 package checkpoint
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -11,110 +9,6 @@ import (
 	"github.com/nlpodyssey/gopickle/pickle"
 	"github.com/nlpodyssey/gopickle/types"
 )
-
-// Pickle opcode argument kinds, as documented in Python's pickletools.
-const (
-	argNone   = iota + 1
-	argFixed1 // 1 byte
-	argFixed2
-	argFixed4
-	argFixed8
-	argLine  // text up to '\n'
-	argLine2 // two lines (GLOBAL, INST)
-	argLen1  // 1-byte length, then that many bytes
-	argLen4  // 4-byte little-endian length
-	argLen8  // 8-byte little-endian length
-)
-
-// pickleArgs maps every opcode of protocols 0 to 5 to its argument kind;
-// zero means the byte is not an opcode.
-var pickleArgs = func() (t [256]uint8) {
-	// Byte slices, not strings: ranging over a string would decode the
-	// bytes above 0x7f as UTF-8.
-	for _, op := range []byte("(.012NQRabdelostu})]\x81\x85\x86\x87\x88\x89\x8f\x90\x91\x92\x93\x94\x97\x98") {
-		t[op] = argNone
-	}
-	for _, op := range []byte("FILPSVgp") {
-		t[op] = argLine
-	}
-	t['c'], t['i'] = argLine2, argLine2
-	t['K'], t['h'], t['q'], t[0x80], t[0x82] = argFixed1, argFixed1, argFixed1, argFixed1, argFixed1
-	t['M'], t[0x83] = argFixed2, argFixed2
-	t['J'], t['j'], t['r'], t[0x84] = argFixed4, argFixed4, argFixed4, argFixed4
-	t['G'], t[0x95] = argFixed8, argFixed8
-	t['U'], t['C'], t[0x8a], t[0x8c] = argLen1, argLen1, argLen1, argLen1
-	t['T'], t['X'], t['B'], t[0x8b] = argLen4, argLen4, argLen4, argLen4
-	t[0x8d], t[0x8e], t[0x96] = argLen8, argLen8, argLen8
-	return t
-}()
-
-// readPickle copies one pickle (up to and including its STOP opcode) from r,
-// checking every length argument against limit, the number of bytes the
-// input can still hold. gopickle allocates the lengths it reads before it
-// reads the data, so a few crafted bytes could otherwise demand terabytes;
-// after this scan every allocation it makes is bounded by the pickle's size.
-func readPickle(r *bufio.Reader, limit int64) ([]byte, error) {
-	var out []byte
-	take := func(n int64) ([]byte, error) {
-		if n < 0 || n > limit-int64(len(out)) {
-			return nil, fmt.Errorf("%w: the data ends inside a pickle (a field of %d bytes)", ErrTruncated, uint64(n))
-		}
-		start := len(out)
-		out = append(out, make([]byte, n)...)
-		if _, err := io.ReadFull(r, out[start:]); err != nil {
-			return nil, truncated(err, "inside a pickle")
-		}
-		return out[start:], nil
-	}
-	line := func() error {
-		for {
-			if int64(len(out)) >= limit {
-				return fmt.Errorf("%w: the data ends inside a pickle (in a line of text)", ErrTruncated)
-			}
-			b, err := r.ReadByte()
-			if err != nil {
-				return truncated(err, "inside a pickle")
-			}
-			out = append(out, b)
-			if b == '\n' {
-				return nil
-			}
-		}
-	}
-	for {
-		op, err := take(1)
-		if err != nil {
-			return nil, err
-		}
-		switch kind := pickleArgs[op[0]]; kind {
-		case 0:
-			return nil, fmt.Errorf("%w: invalid pickle opcode 0x%02x", ErrCorrupt, op[0])
-		case argNone:
-			if op[0] == '.' {
-				return out, nil
-			}
-		case argFixed1, argFixed2, argFixed4, argFixed8:
-			_, err = take(int64(1) << (kind - argFixed1))
-		case argLine:
-			err = line()
-		case argLine2:
-			if err = line(); err == nil {
-				err = line()
-			}
-		case argLen1, argLen4, argLen8:
-			var b []byte
-			if b, err = take([]int64{1, 4, 8}[kind-argLen1]); err == nil {
-				var pad [8]byte
-				copy(pad[:], b)
-				// A length above MaxInt64 turns negative, which take rejects.
-				_, err = take(int64(binary.LittleEndian.Uint64(pad[:])))
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-}
 
 // truncated turns an early end of the input into ErrTruncated; where says
 // what the input ended in.
