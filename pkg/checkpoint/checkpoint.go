@@ -176,7 +176,10 @@ func allFinite(data []float32) bool {
 		acc = uint64(math.Float32bits(data[0])&f32ExpMask + f32ExpLow)
 		data = data[1:]
 	}
-	words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(data))), len(data)/2)
+	var words []uint64
+	if len(data) >= 2 { // a *uint64 must lie inside the allocation
+		words = unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(data))), len(data)/2)
+	}
 	for i := 0; i+4 <= len(words); i += 4 {
 		acc |= (words[i]&mask2 + low2) | (words[i+1]&mask2 + low2) |
 			(words[i+2]&mask2 + low2) | (words[i+3]&mask2 + low2)
