@@ -120,25 +120,23 @@ func newClassifier(m *model.Network, opts Options) (*Classifier, error) {
 	return &Classifier{net: m, labels: labels, transform: opts.Transform}, nil
 }
 
-// newModel builds Res2Net-50 26w x 4s from the state dict, or, when it has
-// the same layout with other widths, that narrower model. The error stays
-// the one against the published architecture, the clearest for a damaged
-// checkpoint.
+// newModel builds the Res2Net whose layout and configuration model.Infer
+// reads from the state dict. When they cannot be read, the state dict is
+// checked against the default Holocron model instead, whose error lists
+// every missing, unexpected and misshapen key: the clearest report for a
+// file that is no Res2Net or is damaged.
 func newModel(tensors map[string]*ops.Tensor) (*model.Network, error) {
-	cfg := model.Res2Net50()
+	cfg, inferErr := model.Infer(tensors)
+	if inferErr == nil {
+		return model.New(cfg, tensors)
+	}
+	cfg = model.Res2Net50()
 	cfg.Classes = 0 // from the checkpoint's head
-	// model.New consumes the tensors it packs only once the state dict has
-	// passed its checks, so a failed first attempt leaves them usable.
 	m, err := model.New(cfg, tensors)
-	if err == nil {
-		return m, nil
+	if err != nil {
+		return nil, fmt.Errorf("%w\n(%v)", err, inferErr)
 	}
-	if inferred, ierr := model.InferConfig(tensors); ierr == nil && inferred.Planes != model.Res2Net50().Planes {
-		if m, ierr := model.New(inferred, tensors); ierr == nil {
-			return m, nil
-		}
-	}
-	return nil, err
+	return m, nil
 }
 
 // Config returns the network's configuration.

@@ -2,15 +2,16 @@ package model
 
 import "github.com/res2net/res2net/pkg/ops"
 
-// bottle2neck is one residual block, features.S.B: a 1x1 conv that reduces
-// to scale*width channels, the multi-scale unit, a 1x1 conv that expands to
-// 4*planes channels, and the shortcut. Every BatchNorm is folded into the
-// conv before it.
+// bottle2neck is one residual block (see blockSpec): a 1x1 conv that
+// reduces to scale*width channels, the multi-scale unit, a 1x1 conv that
+// expands to 4*planes channels, and the shortcut. Every BatchNorm is folded
+// into the conv before it.
 type bottle2neck struct {
-	reduce     ops.Conv2d  // conv.0-2: 1x1 conv, BN, ReLU
-	unit       multiScale  // conv.3
-	expand     ops.Conv2d  // conv.4-5: 1x1 conv, BN; the block's residual add and ReLU run in its epilogue
-	downsample *ops.Conv2d // downsample.0-1: 1x1 conv (the block's stride), BN; nil when the identity fits
+	reduce     ops.Conv2d  // 1x1 conv, BN, ReLU
+	unit       multiScale  // the 3x3 branches
+	expand     ops.Conv2d  // 1x1 conv, BN; the block's residual add and ReLU run in its epilogue
+	shortPool  *ops.Pool2d // the shortcut's average pool before downsample, or nil
+	downsample *ops.Conv2d // 1x1 conv, BN; nil when the identity fits
 }
 
 // forward computes out = ReLU(expand(unit(reduce(x))) + shortcut(x)) for n
@@ -20,7 +21,13 @@ func (b *bottle2neck) forward(ws *workspace, out, x []float32, n, h, w int) (oh,
 	oh, ow = b.unit.forward(ws, ws.unit, ws.splits, n, h, w)
 	shortcut := x
 	if b.downsample != nil {
-		b.downsample.Forward(ws.shortcut, x, n, h, w, nil, ws.conv)
+		in, ih, iw := x, h, w
+		if b.shortPool != nil {
+			in = ws.shortPool
+			b.shortPool.Avg(in, x, b.downsample.InC*n, h, w)
+			ih, iw = b.shortPool.OutSize(h, w)
+		}
+		b.downsample.Forward(ws.shortcut, in, n, ih, iw, nil, ws.conv)
 		shortcut = ws.shortcut
 	}
 	// The residual add and the block's ReLU happen as expand writes out.
@@ -28,17 +35,17 @@ func (b *bottle2neck) forward(ws *workspace, out, x []float32, n, h, w int) (oh,
 	return oh, ow
 }
 
-// multiScale is Res2Net's multi-scale unit, conv.3 of a block (Holocron's
-// ScaleConv2d). Its input splits into scale groups of width channels; branch
+// multiScale is Res2Net's multi-scale unit (Holocron's ScaleConv2d, the
+// convs of timm's Bottle2neck). Its input splits into scale groups of width channels; branch
 // i is a 3x3 conv + BN + ReLU of split i, or of out[i-1] + split[i] when the
 // unit cascades; the last split is carried over (average-pooled in the first
 // block of a stage). The results are concatenated on channels.
 type multiScale struct {
 	width    int          // channels per split
 	scale    int          // number of splits
-	branches []ops.Conv2d // conv.3.conv.i: 3x3 conv (the block's stride), BN, ReLU
+	branches []ops.Conv2d // 3x3 convs (the block's stride, maybe grouped), BN, ReLU
 	cascade  bool         // branch i also sees branch i-1's output (all but a stage's first block)
-	pool     *ops.Pool2d  // conv.3.downsample: AvgPool2d(3, stride, 1) of the last split, or nil
+	pool     *ops.Pool2d  // AvgPool2d(3, stride, 1) of the last split, or nil
 }
 
 // forward computes the unit for n images. Each split is a channel range of

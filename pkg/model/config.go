@@ -1,8 +1,11 @@
-// Package model is Res2Net (Gao et al., "Res2Net: A New Multi-scale Backbone
-// Architecture", 2019) as Holocron builds it: a ResNet-50 layout whose
-// Bottle2neck blocks replace the 3x3 conv with a multi-scale unit. It checks a
-// state dict against the architecture, folds BatchNorm into the convolutions
-// and runs inference on float32 NCHW batches.
+// Package model is the Res2Net family (Gao et al., "Res2Net: A New
+// Multi-scale Backbone Architecture", 2019) as Holocron and timm build it: a
+// ResNet layout whose Bottle2neck blocks replace the 3x3 conv with a
+// multi-scale unit, with the variants' widths, scales, depths, Res2NeXt's
+// cardinality, the deep stem and the average-pool shortcut. A Config
+// describes one network; the package checks a state dict against it, folds
+// BatchNorm into the convolutions and runs inference on float32 NCHW
+// batches.
 package model
 
 import (
@@ -10,38 +13,96 @@ import (
 	"fmt"
 )
 
-// Config describes a Res2Net. The zero value is not valid; start from
-// Res2Net50.
-type Config struct {
-	Layers       [4]int // Bottle2neck blocks in each stage (features.4 to features.7)
-	Planes       [4]int // planes of each stage; a block outputs 4*planes channels
-	StemChannels int    // output channels of the 7x7 stem conv
-	BaseWidth    int    // each scale split has floor(planes*BaseWidth/64) channels
-	Scale        int    // number of splits in the multi-scale unit
-	Classes      int    // outputs of the head; New takes it from head.weight when 0
+// Stem is the kind of the network's stem, before the max pool.
+type Stem int
+
+const (
+	// Stem7x7 is a 7x7 stride-2 conv, BN, ReLU (ResNet's).
+	Stem7x7 Stem = iota
+	// StemDeep is three 3x3 convs (the first at stride 2) of
+	// StemWidth, StemWidth and StemChannels channels, each with BN and
+	// ReLU (ResNet-D's, timm's "deep" stem).
+	StemDeep
+)
+
+// Shortcut is the kind of the projection shortcut of each stage's first block.
+type Shortcut int
+
+const (
+	// ShortcutConv is a 1x1 conv at the block's stride, then BN.
+	ShortcutConv Shortcut = iota
+	// ShortcutAvgPool is AvgPool2d(2, stride, ceil_mode=True,
+	// count_include_pad=False) where the block strides, then a 1x1 conv
+	// at stride 1 and BN (ResNet-D's, timm's avg_down).
+	ShortcutAvgPool
+)
+
+// Layout is how a state dict names the network's tensors.
+type Layout int
+
+const (
+	// LayoutHolocron is Holocron's nn.Sequential naming: features.0 (stem
+	// conv) to features.7 (stage 4), head.
+	LayoutHolocron Layout = iota
+	// LayoutTimm is timm's ResNet naming: conv1, bn1, layer1 to layer4, fc.
+	LayoutTimm
+)
+
+func (l Layout) String() string {
+	switch l {
+	case LayoutHolocron:
+		return "holocron"
+	case LayoutTimm:
+		return "timm"
+	}
+	return fmt.Sprintf("Layout(%d)", int(l))
 }
 
-// Res2Net50 returns the configuration of Res2Net-50 26w x 4s with the
-// 10-class Imagenette head of the published checkpoint.
-func Res2Net50() Config {
-	return Config{
-		Layers:       [4]int{3, 4, 6, 3},
-		Planes:       [4]int{64, 128, 256, 512},
-		StemChannels: 64,
-		BaseWidth:    26,
-		Scale:        4,
-		Classes:      10,
+func (s Stem) String() string {
+	switch s {
+	case Stem7x7:
+		return "7x7"
+	case StemDeep:
+		return "deep"
 	}
+	return fmt.Sprintf("Stem(%d)", int(s))
+}
+
+func (s Shortcut) String() string {
+	switch s {
+	case ShortcutConv:
+		return "conv"
+	case ShortcutAvgPool:
+		return "avgpool"
+	}
+	return fmt.Sprintf("Shortcut(%d)", int(s))
+}
+
+// Config describes a Res2Net. The zero value is not valid; start from a
+// preset (Res2Net50, Preset).
+type Config struct {
+	Layers       [4]int // Bottle2neck blocks in each stage
+	Planes       [4]int // planes of each stage; a block outputs 4*planes channels
+	Stem         Stem
+	StemWidth    int // channels of the deep stem's first two convs; 0 for Stem7x7
+	StemChannels int // output channels of the stem
+	BaseWidth    int // a scale split has floor(planes*BaseWidth/64)*Cardinality channels
+	Scale        int // number of splits in the multi-scale unit
+	Cardinality  int // groups of the 3x3 branch convs (Res2NeXt)
+	Shortcut     Shortcut
+	Classes      int // outputs of the head; New takes it from the head's weight when 0
+	Layout       Layout
 }
 
 const (
 	inChannels = 3    // RGB input
 	expansion  = 4    // a Bottle2neck outputs expansion*planes channels
-	bnEps      = 1e-5 // PyTorch's BatchNorm2d default, used by the checkpoint
+	bnEps      = 1e-5 // PyTorch's BatchNorm2d default, used by every checkpoint
 )
 
 // Validate reports a configuration that cannot be built: a non-positive
-// size, or splits that come out empty.
+// size, splits that come out empty, or a layout that has no names for the
+// stem or shortcut asked for.
 func (c Config) Validate() error {
 	var errs []error
 	positive := func(name string, v int) {
@@ -52,71 +113,47 @@ func (c Config) Validate() error {
 	for i := range 4 {
 		positive(fmt.Sprintf("Layers[%d]", i), c.Layers[i])
 		positive(fmt.Sprintf("Planes[%d]", i), c.Planes[i])
-		if c.Planes[i] >= 1 && c.BaseWidth >= 1 && c.width(i) < 1 {
+		if c.Planes[i] >= 1 && c.BaseWidth >= 1 && c.Cardinality >= 1 && c.width(i) < 1 {
 			errs = append(errs, fmt.Errorf("Planes[%d] = %d with BaseWidth %d gives splits of 0 channels", i, c.Planes[i], c.BaseWidth))
 		}
 	}
 	positive("StemChannels", c.StemChannels)
 	positive("BaseWidth", c.BaseWidth)
 	positive("Scale", c.Scale)
+	positive("Cardinality", c.Cardinality)
 	positive("Classes", c.Classes)
+	switch c.Stem {
+	case Stem7x7:
+	case StemDeep:
+		positive("StemWidth", c.StemWidth)
+	default:
+		errs = append(errs, fmt.Errorf("unknown stem %v", c.Stem))
+	}
+	if c.Shortcut != ShortcutConv && c.Shortcut != ShortcutAvgPool {
+		errs = append(errs, fmt.Errorf("unknown shortcut %v", c.Shortcut))
+	}
+	switch c.Layout {
+	case LayoutTimm:
+	case LayoutHolocron:
+		if c.Stem != Stem7x7 || c.Shortcut != ShortcutConv {
+			errs = append(errs, fmt.Errorf("the holocron layout has no names for a %v stem or a %v shortcut", c.Stem, c.Shortcut))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("unknown layout %v", c.Layout))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid model config: %w", err)
 	}
 	return nil
 }
 
-// width is the channel count of one scale split in stage s: Holocron's
-// math.floor(planes * base_width / 64).
-func (c Config) width(s int) int { return c.Planes[s] * c.BaseWidth / 64 }
+// width is the channel count of one scale split in stage s:
+// floor(planes * base_width / 64) * cardinality, as both Holocron and timm
+// compute it.
+func (c Config) width(s int) int { return c.Planes[s] * c.BaseWidth / 64 * c.Cardinality }
 
-// blockSpec is the geometry of one Bottle2neck, features.S.B.
-type blockSpec struct {
-	name       string // state-dict prefix, "features.S.B"
-	in, planes int    // input channels; output channels are expansion*planes
-	width      int    // channels per scale split
-	scale      int    // number of splits
-	stride     int    // of the branch convs and the downsample
-	// downsample: the identity does not fit (stride or channels change), so
-	// the shortcut is a 1x1 conv + BN, and the multi-scale unit runs without
-	// its cascade and average-pools its last split (Holocron ties the two).
-	downsample bool
-}
-
-func (b blockSpec) out() int { return expansion * b.planes }
-
-// branches is the number of 3x3 branch convs of the multi-scale unit.
-func (b blockSpec) branches() int { return max(1, b.scale-1) }
-
-// stages lists the blocks of features.4 to features.7. The first block of
-// the first stage keeps the resolution; the first blocks of the others halve it.
-func (c Config) stages() [4][]blockSpec {
-	var st [4][]blockSpec
-	in := c.StemChannels
-	for s := range 4 {
-		for b := range c.Layers[s] {
-			stride := 1
-			if b == 0 && s > 0 {
-				stride = 2
-			}
-			spec := blockSpec{
-				name:   fmt.Sprintf("features.%d.%d", s+4, b),
-				in:     in,
-				planes: c.Planes[s],
-				width:  c.width(s),
-				scale:  c.Scale,
-				stride: stride,
-			}
-			spec.downsample = stride != 1 || in != spec.out()
-			st[s] = append(st[s], spec)
-			in = spec.out()
-		}
-	}
-	return st
-}
-
-// features is the channel count entering the head.
-func (c Config) features() int { return expansion * c.Planes[3] }
+// Features is the channel count of the last stage's output, the head's input.
+func (c Config) Features() int { return expansion * c.Planes[3] }
 
 // Param is one entry of a state dict: a tensor's key and shape.
 type Param struct {
@@ -125,21 +162,49 @@ type Param struct {
 }
 
 // StateDict lists the tensors a checkpoint of this configuration holds, in
-// PyTorch's order, without the BatchNorm num_batches_tracked counters that
-// inference does not use.
+// the order its layout saves them, without the BatchNorm
+// num_batches_tracked counters that inference does not use.
 func (c Config) StateDict() []Param {
 	var params []Param
-	for _, l := range c.Summary(1, 1) {
-		switch l.Type {
-		case TypeConv:
-			params = append(params, Param{l.Name + ".weight", l.Weight})
-		case TypeBatchNorm:
-			for _, s := range []string{"weight", "bias", "running_mean", "running_var"} {
-				params = append(params, Param{l.Name + "." + s, l.Weight})
-			}
-		case TypeLinear:
-			params = append(params, Param{l.Name + ".weight", l.Weight}, Param{l.Name + ".bias", l.Weight[:1]})
+	conv := func(s convSpec) {
+		params = append(params, Param{s.conv + ".weight", s.weightShape()})
+	}
+	bn := func(s convSpec) {
+		for _, v := range []string{"weight", "bias", "running_mean", "running_var"} {
+			params = append(params, Param{s.bn + "." + v, []int{s.out}})
 		}
 	}
-	return params
+	a := c.arch()
+	for _, s := range a.stem {
+		conv(s)
+		bn(s)
+	}
+	for _, stage := range a.stages {
+		for _, b := range stage {
+			conv(b.reduce)
+			bn(b.reduce)
+			// timm keeps the branch convs and their BatchNorms in two
+			// ModuleLists, so all the convs come first.
+			for _, s := range b.branches {
+				conv(s)
+				if c.Layout == LayoutHolocron {
+					bn(s)
+				}
+			}
+			if c.Layout == LayoutTimm {
+				for _, s := range b.branches {
+					bn(s)
+				}
+			}
+			conv(b.expand)
+			bn(b.expand)
+			if b.downsample != nil {
+				conv(*b.downsample)
+				bn(*b.downsample)
+			}
+		}
+	}
+	return append(params,
+		Param{a.head + ".weight", []int{c.Classes, c.Features()}},
+		Param{a.head + ".bias", []int{c.Classes}})
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -9,12 +10,19 @@ import (
 	"github.com/res2net/res2net/pkg/ops"
 )
 
-// tsvPath is the state dict of the published checkpoint, as listed by
-// PyTorch (key, shape, dtype in file order).
-const tsvPath = "../../testdata/reference/res2net50_26w_4s_state_dict.tsv"
+// The state dicts of the published checkpoints, as listed by PyTorch (key,
+// shape, dtype in file order): Holocron's, and timm's for every variant
+// (copied from the project's shared reference).
+const (
+	tsvPath     = "../../testdata/reference/res2net50_26w_4s_state_dict.tsv"
+	timmTSVPath = "../../testdata/reference/timm/%s_state_dict.tsv"
+)
 
-func TestStateDictMatchesPublishedCheckpoint(t *testing.T) {
-	f, err := os.Open(tsvPath)
+// readListing returns the "key shape" lines of a state-dict listing, without
+// the num_batches_tracked counters.
+func readListing(t *testing.T, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,17 +42,78 @@ func TestStateDictMatchesPublishedCheckpoint(t *testing.T) {
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, p := range Res2Net50().StateDict() {
-		got = append(got, p.Name+" "+ops.ShapeString(p.Shape))
-	}
-	if len(got) != len(want) {
-		t.Errorf("%d entries, checkpoint has %d", len(got), len(want))
-	}
-	for i := range min(len(got), len(want)) {
-		if got[i] != want[i] {
-			t.Fatalf("entry %d: %q, checkpoint has %q", i, got[i], want[i])
+	return want
+}
+
+func TestStateDictMatchesPublishedCheckpoints(t *testing.T) {
+	paths := map[string]string{HolocronName: tsvPath}
+	for _, name := range PresetNames() {
+		if name != HolocronName {
+			paths[name] = fmt.Sprintf(timmTSVPath, name)
 		}
+	}
+	for name, path := range paths {
+		t.Run(name, func(t *testing.T) {
+			want := readListing(t, path)
+			cfg, _ := Preset(name)
+			var got []string
+			for _, p := range cfg.StateDict() {
+				got = append(got, p.Name+" "+ops.ShapeString(p.Shape))
+			}
+			if len(got) != len(want) {
+				t.Errorf("%d entries, checkpoint has %d", len(got), len(want))
+			}
+			for i := range min(len(got), len(want)) {
+				if got[i] != want[i] {
+					t.Fatalf("entry %d: %q, checkpoint has %q", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestPresetParams checks every preset's parameter count, from Summary, with
+// the published figures (testdata/reference/FACTS.md, FAMILY.md).
+func TestPresetParams(t *testing.T) {
+	want := map[string]int64{
+		HolocronName:        23_670_610,
+		"res2net50_26w_4s":  25_699_120,
+		"res2net50_48w_2s":  25_287_304,
+		"res2net50_14w_8s":  25_059_816,
+		"res2net50_26w_6s":  37_051_448,
+		"res2net50_26w_8s":  48_403_776,
+		"res2net101_26w_4s": 45_206_688,
+		"res2next50":        24_671_464,
+		"res2net50d":        25_718_352,
+		"res2net101d":       45_225_920,
+	}
+	if names := PresetNames(); len(names) != len(want) {
+		t.Errorf("presets %v, want the %d published models", names, len(want))
+	}
+	for name, params := range want {
+		cfg, ok := Preset(name)
+		if !ok {
+			t.Errorf("no preset %s", name)
+			continue
+		}
+		var got, fromDict int64
+		for _, l := range cfg.Summary(224, 224) {
+			got += l.Params
+		}
+		for _, p := range cfg.StateDict() {
+			if !strings.HasSuffix(p.Name, "running_mean") && !strings.HasSuffix(p.Name, "running_var") {
+				fromDict += int64(ops.NumElements(p.Shape))
+			}
+		}
+		if got != params || fromDict != params {
+			t.Errorf("%s: Summary counts %d parameters, StateDict %d, want %d", name, got, fromDict, params)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, ok := Preset("res2net999"); ok {
+		t.Error("Preset accepted an unknown name")
 	}
 }
 

@@ -15,25 +15,26 @@ import (
 // inferences are in flight.
 type Network struct {
 	cfg    Config
-	stem   ops.Conv2d // features.0-2: 7x7 stride-2 conv, BN, ReLU
-	pool   ops.Pool2d // features.3: 3x3 stride-2 max pool
+	stem   []ops.Conv2d // conv, BN, ReLU: one 7x7 stride-2, or the deep stem's three 3x3
+	pool   ops.Pool2d   // 3x3 stride-2 max pool
 	stages [4][]bottle2neck
-	head   ops.Linear // head, after the global average pool
+	head   ops.Linear // after the global average pool
 }
 
-// New builds the network described by cfg from a state dict (key to tensor, as
-// pkg/checkpoint loads it). When cfg.Classes is 0 it is read from head.weight.
-// Every missing key, unexpected key and wrong shape is reported in one
-// error; num_batches_tracked entries are ignored. New folds each BatchNorm
-// into its conv by rescaling the conv weight tensors in place, then packs
-// the weights for the GEMM and releases the conv weight tensors (their Data
-// becomes nil), so that the network's weights are held once; the tensors
-// must not be used afterwards.
+// New builds the network described by cfg from a state dict (key to tensor,
+// as pkg/checkpoint loads it). When cfg.Classes is 0 it is read from the
+// head's weight. Every missing key, unexpected key and wrong shape is
+// reported in one error; num_batches_tracked entries are ignored. New folds
+// each BatchNorm into its conv by rescaling the conv weight tensors in
+// place, then packs the weights for the GEMM and releases the conv weight
+// tensors (their Data becomes nil), so that the network's weights are held
+// once; the tensors must not be used afterwards.
 func New(cfg Config, tensors map[string]*ops.Tensor) (*Network, error) {
 	if cfg.Classes == 0 {
-		head, ok := tensors["head.weight"]
+		name := cfg.arch().head + ".weight"
+		head, ok := tensors[name]
 		if !ok || len(head.Shape) != 2 {
-			return nil, fmt.Errorf("cannot infer the number of classes: state dict has no 2-D head.weight")
+			return nil, fmt.Errorf("cannot infer the number of classes: state dict has no 2-D %s", name)
 		}
 		cfg.Classes = head.Shape[0]
 	}
@@ -45,18 +46,18 @@ func New(cfg Config, tensors map[string]*ops.Tensor) (*Network, error) {
 	}
 
 	t := stateDict(tensors)
-	m := &Network{
-		cfg:  cfg,
-		stem: t.convBN("features.0", "features.1", 2, 3, true),
-		pool: ops.Pool2d{Kernel: 3, Stride: 2, Pad: 1},
+	a := cfg.arch()
+	m := &Network{cfg: cfg, pool: a.maxPool}
+	for _, s := range a.stem {
+		m.stem = append(m.stem, t.convBN(s, true))
 	}
-	for s, stage := range cfg.stages() {
+	for s, stage := range a.stages {
 		for _, spec := range stage {
 			m.stages[s] = append(m.stages[s], t.block(spec))
 		}
 	}
-	head := t["head.weight"]
-	m.head = ops.Linear{In: head.Shape[1], Out: head.Shape[0], Weight: head.Data, Bias: t["head.bias"].Data}
+	head := t[a.head+".weight"]
+	m.head = ops.Linear{In: head.Shape[1], Out: head.Shape[0], Weight: head.Data, Bias: t[a.head+".bias"].Data}
 	return m, nil
 }
 
@@ -96,17 +97,17 @@ func check(want []Param, tensors map[string]*ops.Tensor) error {
 // stateDict reads checked tensors by name while building the model.
 type stateDict map[string]*ops.Tensor
 
-// convBN returns the conv stored under conv with the BatchNorm stored under
-// bn folded in, and its ReLU (if any) to run in the same pass.
-func (t stateDict) convBN(conv, bn string, stride, pad int, relu bool) ops.Conv2d {
-	w := t[conv+".weight"]
-	c := ops.Conv2d{InC: w.Shape[1], OutC: w.Shape[0], Kernel: w.Shape[2], Stride: stride, Pad: pad,
+// convBN returns the conv s with its BatchNorm folded in, and its ReLU
+// (if any) to run in the same pass.
+func (t stateDict) convBN(s convSpec, relu bool) ops.Conv2d {
+	w := t[s.conv+".weight"]
+	c := ops.Conv2d{InC: s.in, OutC: s.out, Kernel: s.kernel, Stride: s.stride, Pad: s.pad, Groups: s.groups,
 		Weight: w.Data, ReLU: relu}
 	ops.BatchNorm{
-		Weight: t[bn+".weight"].Data,
-		Bias:   t[bn+".bias"].Data,
-		Mean:   t[bn+".running_mean"].Data,
-		Var:    t[bn+".running_var"].Data,
+		Weight: t[s.bn+".weight"].Data,
+		Bias:   t[s.bn+".bias"].Data,
+		Mean:   t[s.bn+".running_mean"].Data,
+		Var:    t[s.bn+".running_var"].Data,
 		Eps:    bnEps,
 	}.FoldInto(&c)
 	c.Pack()
@@ -117,20 +118,17 @@ func (t stateDict) convBN(conv, bn string, stride, pad int, relu bool) ops.Conv2
 // block builds one Bottle2neck.
 func (t stateDict) block(spec blockSpec) bottle2neck {
 	b := bottle2neck{
-		reduce: t.convBN(spec.name+".conv.0", spec.name+".conv.1", 1, 0, true),
-		unit:   multiScale{width: spec.width, scale: spec.scale, cascade: !spec.downsample},
+		reduce: t.convBN(spec.reduce, true),
+		unit:   multiScale{width: spec.width, scale: spec.scale, cascade: spec.cascade, pool: spec.splitPool},
 		// ReLU after the residual add, which runs in the same epilogue.
-		expand: t.convBN(spec.name+".conv.4", spec.name+".conv.5", 1, 0, true),
+		expand:    t.convBN(spec.expand, true),
+		shortPool: spec.shortPool,
 	}
-	for i := range spec.branches() {
-		br := fmt.Sprintf("%s.conv.3.conv.%d", spec.name, i)
-		b.unit.branches = append(b.unit.branches, t.convBN(br+".0", br+".1", spec.stride, 1, true))
+	for _, br := range spec.branches {
+		b.unit.branches = append(b.unit.branches, t.convBN(br, true))
 	}
-	if spec.downsample {
-		if spec.scale > 1 {
-			b.unit.pool = &ops.Pool2d{Kernel: 3, Stride: spec.stride, Pad: 1}
-		}
-		ds := t.convBN(spec.name+".downsample.0", spec.name+".downsample.1", spec.stride, 0, false)
+	if spec.downsample != nil {
+		ds := t.convBN(*spec.downsample, false)
 		b.downsample = &ds
 	}
 	return b
@@ -150,7 +148,10 @@ func (m *Network) Features() int { return m.head.In }
 // OutSize returns the height and width of the last stage's output (the
 // feature maps) for an h x w input.
 func (m *Network) OutSize(h, w int) (oh, ow int) {
-	h, w = m.pool.OutSize(m.stem.OutSize(h, w))
+	for i := range m.stem {
+		h, w = m.stem[i].OutSize(h, w)
+	}
+	h, w = m.pool.OutSize(h, w)
 	for _, stage := range m.stages {
 		for i := range stage {
 			h, w = stage[i].unit.branches[0].OutSize(h, w)

@@ -78,13 +78,16 @@ func randomInput(seed uint64, shape ...int) *ops.Tensor {
 	return x
 }
 
-// referenceForward is the network written out from testdata/reference/FACTS.md with only the
-// reference operators: every conv followed by an explicit BatchNorm, channel
-// splits and concatenations as copies, nothing folded or fused. Whether a
-// block has a downsample is read from the state dict.
+// referenceForward is the network written out from
+// testdata/reference/FACTS.md and FAMILY.md with only the reference
+// operators: every conv followed by an explicit BatchNorm, channel splits
+// and concatenations as copies, nothing folded or fused, keys spelled out
+// per layout. Whether a block has a downsample is read from the state dict.
 func referenceForward(cfg Config, t map[string]*ops.Tensor, x *ops.Tensor) *ops.Tensor {
+	timm := cfg.Layout == LayoutTimm
 	convBN := func(x *ops.Tensor, conv, bn string, stride, pad int, relu bool) *ops.Tensor {
-		y := ops.Conv2dRef(x, t[conv+".weight"], nil, stride, pad, 1)
+		w := t[conv+".weight"]
+		y := ops.Conv2dRef(x, w, nil, stride, pad, x.Shape[1]/w.Shape[1])
 		y = ops.BatchNormRef(y, ops.BatchNorm{Weight: t[bn+".weight"].Data, Bias: t[bn+".bias"].Data,
 			Mean: t[bn+".running_mean"].Data, Var: t[bn+".running_var"].Data, Eps: 1e-5})
 		if relu {
@@ -92,27 +95,55 @@ func referenceForward(cfg Config, t map[string]*ops.Tensor, x *ops.Tensor) *ops.
 		}
 		return y
 	}
-	x = convBN(x, "features.0", "features.1", 2, 3, true)
+	switch {
+	case !timm:
+		x = convBN(x, "features.0", "features.1", 2, 3, true)
+	case cfg.Stem == StemDeep:
+		x = convBN(x, "conv1.0", "conv1.1", 2, 1, true)
+		x = convBN(x, "conv1.3", "conv1.4", 1, 1, true)
+		x = convBN(x, "conv1.6", "bn1", 1, 1, true)
+	default:
+		x = convBN(x, "conv1", "bn1", 2, 3, true)
+	}
 	x = ops.MaxPool2dRef(x, ops.Pool2d{Kernel: 3, Stride: 2, Pad: 1})
 	for s := range 4 {
-		width := cfg.Planes[s] * cfg.BaseWidth / 64
+		width := cfg.Planes[s] * cfg.BaseWidth / 64 * cfg.Cardinality
 		for b := range cfg.Layers[s] {
+			// Keys of the block's parts: reduce conv and BN, branch i conv and
+			// BN, expand conv and BN, shortcut conv and BN.
 			name := fmt.Sprintf("features.%d.%d", s+4, b)
+			reduce, reduceBN, expand, expandBN := name+".conv.0", name+".conv.1", name+".conv.4", name+".conv.5"
+			branch := func(i int) (string, string) {
+				br := fmt.Sprintf("%s.conv.3.conv.%d", name, i)
+				return br + ".0", br + ".1"
+			}
+			short, shortBN := name+".downsample.0", name+".downsample.1"
+			if timm {
+				name = fmt.Sprintf("layer%d.%d", s+1, b)
+				reduce, reduceBN, expand, expandBN = name+".conv1", name+".bn1", name+".conv3", name+".bn3"
+				branch = func(i int) (string, string) {
+					return fmt.Sprintf("%s.convs.%d", name, i), fmt.Sprintf("%s.bns.%d", name, i)
+				}
+				short, shortBN = name+".downsample.0", name+".downsample.1"
+				if cfg.Shortcut == ShortcutAvgPool {
+					short, shortBN = name+".downsample.1", name+".downsample.2"
+				}
+			}
 			stride := 1
 			if s > 0 && b == 0 {
 				stride = 2
 			}
-			_, first := t[name+".downsample.0.weight"]
+			_, first := t[short+".weight"]
 
-			splits := splitChannels(convBN(x, name+".conv.0", name+".conv.1", 1, 0, true), width)
+			splits := splitChannels(convBN(x, reduce, reduceBN, 1, 0, true), width)
 			var outs []*ops.Tensor
 			for i := range max(1, cfg.Scale-1) {
 				in := splits[i]
 				if i > 0 && !first {
 					in = addTensors(outs[i-1], splits[i])
 				}
-				br := fmt.Sprintf("%s.conv.3.conv.%d", name, i)
-				outs = append(outs, convBN(in, br+".0", br+".1", stride, 1, true))
+				conv, bn := branch(i)
+				outs = append(outs, convBN(in, conv, bn, stride, 1, true))
 			}
 			if cfg.Scale > 1 {
 				last := splits[cfg.Scale-1]
@@ -121,10 +152,16 @@ func referenceForward(cfg Config, t map[string]*ops.Tensor, x *ops.Tensor) *ops.
 				}
 				outs = append(outs, last)
 			}
-			y := convBN(concatChannels(outs), name+".conv.4", name+".conv.5", 1, 0, false)
+			y := convBN(concatChannels(outs), expand, expandBN, 1, 0, false)
 			identity := x
-			if first {
-				identity = convBN(x, name+".downsample.0", name+".downsample.1", stride, 0, false)
+			switch {
+			case first && cfg.Shortcut == ShortcutAvgPool:
+				if stride != 1 {
+					identity = ops.AvgPool2dRef(x, ops.Pool2d{Kernel: 2, Stride: stride, CeilMode: true, ExcludePad: true})
+				}
+				identity = convBN(identity, short, shortBN, 1, 0, false)
+			case first:
+				identity = convBN(x, short, shortBN, stride, 0, false)
 			}
 			y = addTensors(y, identity)
 			clampReLU(y.Data)
@@ -136,7 +173,42 @@ func referenceForward(cfg Config, t map[string]*ops.Tensor, x *ops.Tensor) *ops.
 	for i := range n {
 		ops.GlobalAvgPool(pooled.Data[i*c:], x.Data[i*c*hw:], c, hw)
 	}
-	return ops.LinearRef(pooled, t["head.weight"], t["head.bias"].Data)
+	head := "head"
+	if timm {
+		head = "fc"
+	}
+	return ops.LinearRef(pooled, t[head+".weight"], t[head+".bias"].Data)
+}
+
+// tinyKind is a tiny-width configuration of one structural kind of the
+// family, in timm's layout; scripts/timm_reference.py defines the same
+// ones (TINY_KINDS) for the committed PyTorch fixtures in testdata/timm.
+type tinyKind struct {
+	name string
+	cfg  Config
+}
+
+// tinyKinds lists the structural kinds: scale 2 and 8, cardinality 8 (with
+// groups of 1 to 8 channels), the deep stem with the avg-pool shortcut, and
+// the 101-layer depth.
+func tinyKinds() []tinyKind {
+	base := func(planes [4]int, stem, baseWidth, scale, cardinality int) Config {
+		return Config{Layers: [4]int{3, 4, 6, 3}, Planes: planes, StemChannels: stem, BaseWidth: baseWidth,
+			Scale: scale, Cardinality: cardinality, Classes: 10, Layout: LayoutTimm}
+	}
+	narrow := [4]int{4, 8, 16, 32}
+	deep := base(narrow, 8, 26, 4, 1)
+	deep.Stem, deep.StemWidth, deep.Shortcut = StemDeep, 4, ShortcutAvgPool
+	depth101 := base(narrow, 8, 26, 4, 1)
+	depth101.Layers = [4]int{3, 4, 23, 3}
+	return []tinyKind{
+		{"26w_4s", base(narrow, 8, 26, 4, 1)},
+		{"48w_2s", base(narrow, 8, 48, 2, 1)},
+		{"14w_8s", base([4]int{8, 16, 32, 64}, 16, 14, 8, 1)},
+		{"next_4w_4s_8x", base([4]int{16, 32, 64, 128}, 16, 4, 4, 8)},
+		{"d", deep},
+		{"101", depth101},
+	}
 }
 
 // splitChannels cuts an N x C x H x W tensor into C/width tensors of width channels.
@@ -208,12 +280,13 @@ func TestForwardMatchesReference(t *testing.T) {
 	noDownsample := narrow
 	noDownsample.StemChannels = 16
 
-	tests := []struct {
+	type forwardCase struct {
 		name    string
 		cfg     Config
 		n, h, w int
 		threads int
-	}{
+	}
+	tests := []forwardCase{
 		{"tiny", tinyConfig(), 2, 64, 64, 1},
 		{"stem image by image", tinyConfig(), 2, 128, 128, 1}, // 64x64 stem outputs
 		{"tiny odd size", tinyConfig(), 1, 37, 45, 1},
@@ -223,6 +296,14 @@ func TestForwardMatchesReference(t *testing.T) {
 		{"identity shortcut", noDownsample, 2, 30, 30, 1},
 		{"1x1 input", narrow, 2, 1, 1, 1},
 	}
+	// Every structural kind of the timm family, at an odd size that the
+	// avg-pool shortcut's ceil mode sees.
+	for _, k := range tinyKinds() {
+		tests = append(tests, forwardCase{"timm " + k.name, k.cfg, 2, 35, 29, 2})
+	}
+	holocronNext := tinyKinds()[3].cfg
+	holocronNext.Layout = LayoutHolocron
+	tests = append(tests, forwardCase{"holocron cardinality 8", holocronNext, 1, 32, 32, 1})
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tensors := randomStateDict(tc.cfg, uint64(i))

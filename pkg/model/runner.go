@@ -146,12 +146,23 @@ func (m *Network) forwardGroup(ws *workspace, out, imgs []float32, n, h, w int, 
 		transpose(in, imgs, n, inChannels, h*w)
 	}
 
-	// Stem: conv 7x7/2 + BN + ReLU, then max pool 3x3/2.
-	m.stem.Forward(y, in, n, h, w, nil, ws.conv)
-	h, w = m.stem.OutSize(h, w)
-	m.pool.Max(x, y, m.stem.OutC*n, h, w)
+	// Stem: its convs (+ BN + ReLU) from buffer to buffer, then the max
+	// pool into x, where the first block reads.
+	for i := range m.stem {
+		dst := y
+		if i%2 == 1 {
+			dst = x
+		}
+		m.stem[i].Forward(dst, in, n, h, w, nil, ws.conv)
+		h, w = m.stem[i].OutSize(h, w)
+		in = dst
+	}
+	channels := m.stem[len(m.stem)-1].OutC
+	if len(m.stem)%2 == 0 {
+		x, y = y, x
+	}
+	m.pool.Max(x, in, channels*n, h, w)
 	h, w = m.pool.OutSize(h, w)
-	channels := m.stem.OutC
 
 	// Four stages of Bottle2neck blocks.
 	for _, stage := range m.stages {
