@@ -72,6 +72,7 @@ and gives the same answers as PyTorch.
 		newPredictCmd(io),
 		newInspectCmd(io),
 		newBenchCmd(io),
+		newServeCmd(io),
 		newVersionCmd(io),
 	)
 	return root
