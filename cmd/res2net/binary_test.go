@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"os"
@@ -70,6 +71,10 @@ func TestBinary(t *testing.T) {
 		{"usage", []string{"predict"}, 2, "", "requires at least 1 image"},
 		{"bench", []string{"bench", "--weights", tinyWeights, "--iters", "2", "--warmup", "1", "--size", "64", "--format", "json"}, 0, `"images_per_second"`, ""},
 		{"version", []string{"version"}, 0, "res2net ", ""},
+		{"--version", []string{"--version"}, 0, "GEMM kernel", ""},
+		{"did you mean", []string{"bnech"}, 2, "", "Did you mean this?\n\tbench"},
+		{"completion tcsh", []string{"completion", "tcsh"}, 2, "", `unsupported shell "tcsh"`},
+		{"first run, missing file", []string{"predict", "/nonexistent.jpg"}, 1, "", "/nonexistent.jpg: stat: no such file"},
 		{"completion", []string{"completion", "bash"}, 0, "bash completion", ""},
 	}
 	for _, tt := range tests {
@@ -90,6 +95,21 @@ func TestBinary(t *testing.T) {
 				t.Errorf("exit %d (want %d)\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout.String(), stderr.String())
 			}
 		})
+	}
+}
+
+// TestBinaryStatic: the binary `go build` makes with CGO_ENABLED=0, as the
+// README says, needs no dynamic loader.
+func TestBinaryStatic(t *testing.T) {
+	f, err := elf.Open(binary(t))
+	if err != nil {
+		t.Skipf("not ELF: %v", err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the binary asks for a dynamic loader")
+		}
 	}
 }
 

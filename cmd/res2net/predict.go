@@ -307,7 +307,10 @@ func (p *predictRun) classify(ctx context.Context, inputs []input, dst io.Writer
 		if it.err == nil {
 			good++
 		}
-		if good == batch {
+		// A full batch runs at once; so does a partial one when no decoded
+		// image is waiting: the network would idle, and standard input or a
+		// slow disk may keep the next one for long.
+		if good == batch || good > 0 && len(items) == 0 {
 			if err := flush(); err != nil {
 				return err
 			}

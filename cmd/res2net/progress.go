@@ -27,6 +27,7 @@ func newProgress(w io.Writer, total int) *progress {
 		progressbar.OptionSetPredictTime(true),
 		progressbar.OptionThrottle(progressThrottle),
 		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetRenderBlankState(true),
 	)}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -58,9 +59,13 @@ and gives the same answers as PyTorch.
 		SilenceErrors: true,
 		// Args and RunE make the root runnable, so cobra reports an
 		// unknown command as an argument error instead of printing help.
-		Args: argsUsage(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		Args:    unknownCommand,
+		RunE:    func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+		Version: versionString(),
+		// "predcit" is two edits from "predict".
+		SuggestionsMinimumDistance: 2,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetIn(io.In)
 	root.SetOut(io.Out)
 	root.SetErr(io.ErrOut)
@@ -75,7 +80,44 @@ and gives the same answers as PyTorch.
 		newServeCmd(io),
 		newVersionCmd(io),
 	)
+	initCompletionCmd(root)
 	return root
+}
+
+// unknownCommand is the root's argument check: any argument is a command
+// that does not exist, with the nearest names as suggestions.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return usageErrorf("%s\nRun '%s --help' for usage.", msg, cmd.CommandPath())
+}
+
+// initCompletionCmd adds cobra's completion command now, to make an
+// unknown shell (completion tcsh) a usage error: cobra's own prints help
+// and succeeds.
+func initCompletionCmd(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		shells := make([]string, 0, len(c.Commands()))
+		for _, sub := range c.Commands() {
+			shells = append(shells, sub.Name())
+		}
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("completion: unsupported shell %q (supported: %s)", args[0], strings.Join(shells, ", "))
+			}
+			return nil
+		}
+		c.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
+	}
 }
 
 // argsUsage wraps a cobra positional-argument validator so that its errors

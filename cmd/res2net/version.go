@@ -31,6 +31,12 @@ func newVersionCmd(io *ioStreams) *cobra.Command {
 }
 
 func runVersion(opts *versionOptions) error {
+	_, err := fmt.Fprintln(opts.IO.Out, versionString())
+	return err
+}
+
+// versionString is what version and --version print.
+func versionString() string {
 	v := version
 	if v == "" {
 		v = "(devel)"
@@ -38,7 +44,5 @@ func runVersion(opts *versionOptions) error {
 			v = info.Main.Version
 		}
 	}
-	_, err := fmt.Fprintf(opts.IO.Out, "res2net %s (%s, %s/%s, %s GEMM kernel)\n",
-		v, runtime.Version(), runtime.GOOS, runtime.GOARCH, gemm.Kernel())
-	return err
+	return fmt.Sprintf("res2net %s (%s, %s/%s, %s GEMM kernel)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH, gemm.Kernel())
 }

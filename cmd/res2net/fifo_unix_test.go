@@ -1,0 +1,157 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestPredictRefusesFIFOs: a FIFO given as an argument or found in a folder
+// is refused at once with an error naming it, and the good files beside it
+// are classified; nothing waits for a writer that never comes.
+func TestPredictRefusesFIFOs(t *testing.T) {
+	dir, names := photoFolder(t, 2)
+	inFolder := filepath.Join(dir, "001b.jpg") // sorts between the photos
+	argument := filepath.Join(t.TempDir(), "pipe.png")
+	for _, p := range []string{inFolder, argument} {
+		if err := syscall.Mkfifo(p, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ios, out, errOut := testIO("")
+	done := make(chan error, 1)
+	go func() { done <- runPredict(context.Background(), tinyPredict(ios, "json", dir, argument)) }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("succeeded with FIFOs")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("predict blocked on a FIFO")
+	}
+	recs := jsonRecords(t, out.Bytes())
+	if got, want := recordFiles(recs), []string{names[0], names[1], inFolder, argument}; !slices.Equal(got, want) {
+		t.Fatalf("records for %v, want %v", got, want)
+	}
+	for _, r := range recs[2:] {
+		if !strings.Contains(r.Error, "named pipe (FIFO), not a regular file") {
+			t.Errorf("%s: error %q", r.File, r.Error)
+		}
+	}
+	if recs[0].Error != "" || recs[1].Error != "" {
+		t.Errorf("good files failed: %+v", recs[:2])
+	}
+	if !strings.Contains(errOut.String(), argument) {
+		t.Errorf("stderr does not name %s:\n%s", argument, errOut)
+	}
+}
+
+// TestOpenImageRefusesSwappedFIFO: a file replaced by a FIFO after the
+// folder walk is refused by the open itself, without blocking.
+func TestOpenImageRefusesSwappedFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.jpg")
+	if err := syscall.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		f, err := openImage(p)
+		if err == nil {
+			f.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "FIFO") {
+			t.Errorf("openImage: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("openImage blocked on a FIFO")
+	}
+}
+
+// TestBinarySignals: SIGTERM and SIGINT end a run blocked on standard
+// input with 143 and 130, and -o still gets what was done.
+func TestBinarySignals(t *testing.T) {
+	bin := binary(t)
+	for _, tt := range []struct {
+		sig  syscall.Signal
+		code int
+		msg  string
+	}{
+		{syscall.SIGTERM, 143, "terminated"},
+		{syscall.SIGINT, 130, "interrupted"},
+	} {
+		t.Run(tt.sig.String(), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out.jsonl")
+			cmd := exec.Command(bin, "predict", "--weights", tinyWeights, "-o", out,
+				filepath.Join(photosDir, "coffee.png"), "-")
+			cmd.Env = append(os.Environ(), "RES2NET_HOME="+t.TempDir())
+			stdin, err := cmd.StdinPipe() // never written: the run blocks reading it
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stdin.Close()
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second) // loaded, blocked on stdin
+			start := time.Now()
+			cmd.Process.Signal(tt.sig)
+			waited := make(chan error, 1)
+			go func() { waited <- cmd.Wait() }()
+			select {
+			case <-waited:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("still running 10 s after %v", tt.sig)
+			}
+			if code := cmd.ProcessState.ExitCode(); code != tt.code || !strings.Contains(stderr.String(), tt.msg) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tt.code, tt.msg)
+			}
+			t.Logf("exited %v after the signal", time.Since(start).Round(time.Millisecond))
+			if data, err := os.ReadFile(out); err != nil || !strings.Contains(string(data), "coffee.png") {
+				t.Errorf("-o after the signal: %v\n%s", err, data)
+			}
+		})
+	}
+}
+
+// TestBinaryFIFOArgument runs the built command on a FIFO and a photo.
+func TestBinaryFIFOArgument(t *testing.T) {
+	bin := binary(t)
+	fifo := filepath.Join(t.TempDir(), "fifo.jpg")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "predict", "--weights", tinyWeights, "--format", "csv", fifo, filepath.Join(photosDir, "coffee.png"))
+	cmd.Env = append(os.Environ(), "RES2NET_HOME="+t.TempDir())
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	cmd.Wait()
+	rows, err := csv.NewReader(strings.NewReader(stdout.String())).ReadAll()
+	if err != nil || len(rows) != 7 {
+		t.Fatalf("%v: stdout\n%s", err, stdout.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 || rows[1][0] != fifo || rows[1][6] != fifo+": a named pipe (FIFO), not a regular file" ||
+		!strings.HasSuffix(rows[2][0], "coffee.png") || rows[2][6] != "" {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+}
