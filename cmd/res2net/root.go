@@ -61,7 +61,7 @@ and gives the same answers as PyTorch.
 		// unknown command as an argument error instead of printing help.
 		Args:    unknownCommand,
 		RunE:    func(cmd *cobra.Command, args []string) error { return cmd.Help() },
-		Version: versionString(),
+		Version: versionLine(),
 		// "predcit" is two edits from "predict".
 		SuggestionsMinimumDistance: 2,
 	}

@@ -31,12 +31,12 @@ func newVersionCmd(io *ioStreams) *cobra.Command {
 }
 
 func runVersion(opts *versionOptions) error {
-	_, err := fmt.Fprintln(opts.IO.Out, versionString())
+	_, err := fmt.Fprintln(opts.IO.Out, versionLine())
 	return err
 }
 
-// versionString is what version and --version print.
-func versionString() string {
+// versionLine is what version and --version print.
+func versionLine() string {
 	v := version
 	if v == "" {
 		v = "(devel)"
