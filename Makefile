@@ -17,8 +17,9 @@ build: ## build a static binary at bin/res2net
 test: ## run all tests with the race detector (the README's test command)
 	$(GO) test -race ./...
 
-parity: ## full-size PyTorch parity: generate a seeded checkpoint and logits, compare
+parity: ## full-size PyTorch parity: generate seeded checkpoints (Holocron, the nine timm variants) and logits, compare
 	$(PYTHON) scripts/make_parity.py $(PARITY_DIR)
+	$(PYTHON) scripts/make_timm_fixtures.py --full $(PARITY_DIR)/timm
 	RES2NET_PARITY_DIR=$(PARITY_DIR) $(GO) test -count=1 -run Parity -v ./pkg/model/ ./cmd/res2net/
 
 lint: ## gofmt and go vet
@@ -28,6 +29,7 @@ lint: ## gofmt and go vet
 fixtures: ## regenerate every committed PyTorch/Pillow fixture (needs `make deps fixture-deps`)
 	$(PYTHON) scripts/make_fixtures.py
 	$(PYTHON) scripts/make_weights_fixtures.py
+	$(PYTHON) scripts/make_timm_fixtures.py
 	$(PYTHON) scripts/make_preprocess_fixtures.py
 
 bench: ## Go benchmarks of the GEMM, the ops and the whole model

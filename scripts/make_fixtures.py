@@ -442,6 +442,23 @@ totals) and its state dict as PyTorch lists it
 (`res2net50_26w_4s_state_dict.tsv`: key, shape, dtype in file order),
 which `pkg/model` checks `Config.StateDict()` against.
 
+The state dicts of the nine timm variants, made with timm's code, are in
+`reference/timm/<name>_state_dict.tsv` (same columns; the first line gives
+timm's learnable parameter count), which `pkg/model` checks every preset's
+`StateDict()` and parameter count against.
+
+## timm/
+
+Written by `scripts/make_timm_fixtures.py` (not by this script): tiny-width
+networks of timm's layout (`scripts/timm_reference.py`, written from
+FAMILY.md), one per structural kind: `26w_4s`, `48w_2s` (scale 2),
+`14w_8s` (scale 8), `next_16w_4s_8x` (cardinality 8: groups of 1 to 8
+channels), `d` (deep stem + avg-pool shortcut), `101` (3, 4, 23, 3 blocks).
+For each kind `<k>`: `<k>.pth` (zip) and `<k>.safetensors` (written by
+hand) hold the same seeded state dict, `<k>.logits.npy` its eval-mode
+logits on `input.npy` (2x3x35x29); `manifest.json` gives each kind's
+configuration and parameter count.
+
 ## tiny/
 
 Tiny Res2Net: `reference.TINY` = Layers (3,4,6,3), Planes (4,8,16,32),
@@ -533,7 +550,7 @@ def make_readme(path):
     text += ("\n## Files\n\n| file | shape dtype (images: WxH format mode) | bytes |\n"
              "| --- | --- | --- |\n")
     total = 0
-    for sub in ("tiny", "ops", "photos"):
+    for sub in ("tiny", "timm", "ops", "photos"):
         d = os.path.join(TESTDATA, sub)
         for name in sorted(os.listdir(d)):
             p = os.path.join(d, name)

@@ -248,7 +248,7 @@ def calibration_batch(shape, generator):
 
 
 @torch.no_grad()
-def seeded_init(model, seed, calib_shape):
+def seeded_init(model, seed, calib_shape, residual_bn=None):
     """Deterministic init with realistic, non-trivial BatchNorm.
 
     1. Conv weights: Kaiming normal (fan_in, ReLU gain); head: normal with a
@@ -260,7 +260,10 @@ def seeded_init(model, seed, calib_shape):
     3. gamma: 0.5..1.0 for the BN that feeds a residual sum, 0.8..1.5
        otherwise; beta: -0.2..0.2 (0..0.3 before ReLU so units stay alive).
     num_batches_tracked gets a seeded int64 value (ignored by consumers).
+    ``residual_bn(name)`` tells the BNs that feed a residual sum apart by
+    module name (Holocron's names by default).
     """
+    residual_bn = residual_bn or _is_block_output_bn
     g = torch.Generator().manual_seed(seed)
 
     def uniform(shape, lo, hi):
@@ -268,10 +271,11 @@ def seeded_init(model, seed, calib_shape):
 
     for name, m in model.named_modules():
         if isinstance(m, nn.Conv2d):
-            fan_in = m.in_channels * m.kernel_size[0] * m.kernel_size[1]
+            # in_channels / groups: a grouped conv's fan-in is one group's.
+            fan_in = m.weight.shape[1] * m.kernel_size[0] * m.kernel_size[1]
             m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
         elif isinstance(m, nn.BatchNorm2d):
-            if _is_block_output_bn(name):
+            if residual_bn(name):
                 m.weight.copy_(uniform(m.weight.shape, 0.5, 1.0))
                 m.bias.copy_(uniform(m.bias.shape, -0.2, 0.2))
             else:

@@ -192,22 +192,21 @@ type tinyKind struct {
 // groups of 1 to 8 channels), the deep stem with the avg-pool shortcut, and
 // the 101-layer depth.
 func tinyKinds() []tinyKind {
-	base := func(planes [4]int, stem, baseWidth, scale, cardinality int) Config {
-		return Config{Layers: [4]int{3, 4, 6, 3}, Planes: planes, StemChannels: stem, BaseWidth: baseWidth,
+	base := func(layers, planes [4]int, stem, baseWidth, scale, cardinality int) Config {
+		return Config{Layers: layers, Planes: planes, StemChannels: stem, BaseWidth: baseWidth,
 			Scale: scale, Cardinality: cardinality, Classes: 10, Layout: LayoutTimm}
 	}
-	narrow := [4]int{4, 8, 16, 32}
-	deep := base(narrow, 8, 26, 4, 1)
+	l50, l101, short := [4]int{3, 4, 6, 3}, [4]int{3, 4, 23, 3}, [4]int{2, 2, 2, 2}
+	narrow, wider := [4]int{4, 8, 16, 32}, [4]int{8, 16, 32, 64}
+	deep := base(l50, narrow, 8, 26, 4, 1)
 	deep.Stem, deep.StemWidth, deep.Shortcut = StemDeep, 4, ShortcutAvgPool
-	depth101 := base(narrow, 8, 26, 4, 1)
-	depth101.Layers = [4]int{3, 4, 23, 3}
 	return []tinyKind{
-		{"26w_4s", base(narrow, 8, 26, 4, 1)},
-		{"48w_2s", base(narrow, 8, 48, 2, 1)},
-		{"14w_8s", base([4]int{8, 16, 32, 64}, 16, 14, 8, 1)},
-		{"next_4w_4s_8x", base([4]int{16, 32, 64, 128}, 16, 4, 4, 8)},
+		{"26w_4s", base(l50, narrow, 8, 26, 4, 1)},
+		{"48w_2s", base(l50, narrow, 8, 48, 2, 1)},
+		{"14w_8s", base(short, wider, 16, 14, 8, 1)},
+		{"next_16w_4s_8x", base(short, narrow, 8, 16, 4, 8)}, // groups of 1, 2, 4 and 8 channels
 		{"d", deep},
-		{"101", depth101},
+		{"101", base(l101, narrow, 8, 26, 4, 1)},
 	}
 }
 
