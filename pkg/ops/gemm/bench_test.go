@@ -4,11 +4,22 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
+
+// cpuTime returns the CPU time the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // benchShapes runs f on every network shape at each number of goroutines
 // and reports GFLOP/s (2 flops per multiply-add). Both Threads and
@@ -25,10 +36,14 @@ func benchShapes(b *testing.B, threads []int, f func(s shape, a, bm, c []float32
 				defer SetThreads(Threads())
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(t))
 				SetThreads(t)
+				cpu := cpuTime()
 				for b.Loop() {
 					f(s, a, bm, c)
 				}
-				b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				flops := 2 * float64(s.m*s.n*s.k) * float64(b.N)
+				b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				// Per CPU second: on a shared machine, less noisy than wall time.
+				b.ReportMetric(flops/(cpuTime()-cpu).Seconds()/1e9, "GFLOP/cpu-s")
 			})
 		}
 	}
@@ -63,15 +78,24 @@ func BenchmarkGonum(b *testing.B) {
 }
 
 // BenchmarkPacked is PackedA.Mul on the network shapes, A packed outside
-// the timing, to compare with BenchmarkFused.
+// the timing, to compare with BenchmarkFused, in each precision this CPU
+// runs.
 func BenchmarkPacked(b *testing.B) {
-	packed := map[shape]*PackedA{}
-	benchShapes(b, []int{1, 2}, func(s shape, a, bm, c []float32) {
-		pa := packed[s]
-		if pa == nil {
-			pa = PackA(s.m, s.k, a, s.k)
-			packed[s] = pa
-		}
-		pa.Mul(s.n, bm, s.n, c, s.n, Epilogue{})
-	})
+	precs := []Precision{FP32}
+	if HasBF16() {
+		precs = append(precs, BF16)
+	}
+	for _, prec := range precs {
+		b.Run(prec.String(), func(b *testing.B) {
+			packed := map[shape]*PackedA{}
+			benchShapes(b, []int{1, 2}, func(s shape, a, bm, c []float32) {
+				pa := packed[s]
+				if pa == nil {
+					pa = PackAPrecision(prec, s.m, s.k, a, s.k)
+					packed[s] = pa
+				}
+				pa.Mul(s.n, bm, s.n, c, s.n, Epilogue{})
+			})
+		})
+	}
 }

@@ -59,9 +59,13 @@ func solve(p problem) {
 	if threads < 1 {
 		threads = Threads()
 	}
+	kn := best
+	if p.packed != nil && p.packed.prec == BF16 {
+		kn = bestBF16
+	}
 	t := tasks.Get().(*task)
 	t.problem = p
-	runWith(t, best, threads)
+	runWith(t, kn, threads)
 	t.problem, t.plan = problem{}, plan{} // drop the caller's slices before pooling
 	tasks.Put(t)
 }
@@ -179,7 +183,7 @@ func (t *task) packShared(j int) {
 	j0 := f0 * nr
 	pc := pk * t.kc
 	kc := min(t.kc, t.k-pc)
-	t.packBlock(kn, t.sharedB[pk*t.kc*t.nc+f0*nr*kc:], pc, kc, j0, min(j0+t.packPanels*nr, t.n)-j0)
+	t.packBlock(kn, t.sharedB[pk*t.kc*t.nc+f0*nr*kn.rows(kc):], pc, kc, j0, min(j0+t.packPanels*nr, t.n)-j0)
 }
 
 // help does jobs of t until there are none left.
@@ -445,7 +449,7 @@ func (p *problem) block(pl *plan, i0, i1, j0, j1 int) {
 					p.packAPanel(a, ldp, mr, ir, mrb, t.pc, t.kc)
 				}
 				for jr := 0; jr < ncb; jr += nr {
-					t.packed(a, lda, ir, mrb, jc+jr, ncb-jr, bp[jr*t.kc:], half)
+					t.packed(a, lda, ir, mrb, jc+jr, ncb-jr, bp[jr*kn.rows(t.kc):], half)
 				}
 			}
 		}
@@ -491,7 +495,7 @@ func (t *tiler) call(run kernelFunc, a []float32, lda int, b *float32, ldb, i, r
 	if t.last && p.ep.Residual != nil {
 		res = &p.ep.Residual[i*p.ep.LDR+j]
 	}
-	run(t.kc, &a[0], lda, b, ldb, &p.c[i*p.ldc+j], p.ldc, rows, colMask(cols), t.flags, bias, res, p.ep.LDR)
+	run(t.kn.rows(t.kc), &a[0], lda, b, ldb, &p.c[i*p.ldc+j], p.ldc, rows, colMask(cols), t.flags, bias, res, p.ep.LDR)
 }
 
 // roundUp rounds n up to a multiple of align.
@@ -533,9 +537,11 @@ func (p *problem) packAPanel(dst []float32, ld, mr, i, rows, pc, kc int) {
 
 // packBlock packs rows [pc, pc+kc) and columns [j, j+cols) of op(B) into
 // dst as panels of kn.nr columns, each kc rows of kn.nr values, the last
-// one zero-padded. It reports whether the last panel is half-width (rows of
-// kn.nr/2 values, for kn.half), which it is when kn has a half kernel and
-// the panel is at most half full.
+// one zero-padded (for a bf16 kernel, kn.rows(kc) rows of pairs: its
+// packB always applies, since a BF16 product's B is never transposed). It
+// reports whether the last panel is half-width (rows of kn.nr/2 values,
+// for kn.half), which it is when kn has a half kernel and the panel is at
+// most half full.
 func (p *problem) packBlock(kn *kernel, dst []float32, pc, kc, j, cols int) (half bool) {
 	nr := kn.nr
 	full, rem := cols/nr, cols%nr

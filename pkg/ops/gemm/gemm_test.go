@@ -58,8 +58,16 @@ func newCase(rng *rand.Rand, s shape, parts int) *testCase {
 		tc.ep.Residual = randSlice(rng, max(s.m*tc.ep.LDR, 1))
 	}
 	tc.ep.ReLU = parts&4 != 0
-	tc.want = make([]float32, max(s.m*tc.ldc, 1))
-	Reference(s.m, s.n, s.k, tc.a, tc.lda, tc.b, tc.ldb, tc.want, tc.ldc, tc.ep)
+	tc.expect(tc.a, tc.b)
+	tc.c = make([]float32, len(tc.want))
+	return tc
+}
+
+// expect sets tc.want and tc.tol for the product of a and b, tc.a and
+// tc.b or a rounding of them.
+func (tc *testCase) expect(a, b []float32) {
+	tc.want = make([]float32, max(tc.m*tc.ldc, 1))
+	Reference(tc.m, tc.n, tc.k, a, tc.lda, b, tc.ldb, tc.want, tc.ldc, tc.ep)
 	abs := func(x []float32) []float32 {
 		y := make([]float32, len(x))
 		for i, v := range x {
@@ -75,13 +83,11 @@ func newCase(rng *rand.Rand, s shape, parts int) *testCase {
 		absEp.Residual = abs(tc.ep.Residual)
 	}
 	tc.tol = make([]float32, len(tc.want))
-	Reference(s.m, s.n, s.k, abs(tc.a), tc.lda, abs(tc.b), tc.ldb, tc.tol, tc.ldc, absEp)
-	eps := float32(s.k+3) * 0x1p-23
+	Reference(tc.m, tc.n, tc.k, abs(a), tc.lda, abs(b), tc.ldb, tc.tol, tc.ldc, absEp)
+	eps := float32(tc.k+3) * 0x1p-23
 	for i := range tc.tol {
 		tc.tol[i] = tc.tol[i]*eps + 1e-30
 	}
-	tc.c = make([]float32, len(tc.want))
-	return tc
 }
 
 // check fails t with the first value of tc.c that is off by more than

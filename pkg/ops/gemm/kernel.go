@@ -48,6 +48,21 @@ type kernel struct {
 	// transposed, given the number of full panels, the width of the
 	// partial one and its row length.
 	packB func(dst, b *float32, ldb, kc, full, rem, lastNR int)
+	// bf16 kernels read A and B as bfloat16 pairs: each 32-bit value
+	// holds two consecutive k steps, the first in its lower half, and
+	// their k argument counts pairs. Their packB rounds B, and their A
+	// is always a PackedA in BF16.
+	bf16 bool
+}
+
+// rows returns the number of 32-bit rows that a kc-deep slice of k takes
+// in kn's packed panels, which is also the kernel's k argument: kc, or
+// (kc+1)/2 pairs (the last one zero-padded) for bf16.
+func (kn *kernel) rows(kc int) int {
+	if kn.bf16 {
+		return (kc + 1) / 2
+	}
+	return kc
 }
 
 // l2Block is the budget for the packed kc x nc block of B, which is reused

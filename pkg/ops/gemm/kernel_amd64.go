@@ -20,6 +20,27 @@ func kernelAVX512_6x64(k int, a *float32, lda int, b *float32, ldb int, c *float
 //go:noescape
 func kernelAVX512_13x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
 
+// The bfloat16 kernels: the same arguments on pairs (see avx512Kernel in
+// gen_kernels.go), k counting pairs.
+
+//go:noescape
+func kernelBF16_13x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelBF16_13x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelBF16_6x64(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+// packBBF16_32 and packBBF16_64 pack B into bfloat16 pairs for the
+// bfloat16 kernels.
+
+//go:noescape
+func packBBF16_32(dst, b *float32, ldb, kc, full, rem, lastNR int)
+
+//go:noescape
+func packBBF16_64(dst, b *float32, ldb, kc, full, rem, lastNR int)
+
 // packBAVX512_32 and packBAVX512_64 are the packers for the kernels with
 // 32 and 64 columns.
 
@@ -55,6 +76,21 @@ var avx512Small = &kernel{
 	run: kernelAVX512_6x64, packB: packBAVX512_64,
 }
 
+// bf16Main and bf16Small are avx512 and avx512Small on bfloat16 pairs:
+// VDPBF16PS does two multiply-adds per lane at the rate of one FMA. A
+// slice of k twice as deep fills the same cache as avx512's.
+var bf16Main = &kernel{
+	name: "bf16-13x32", mr: 13, nr: 32, kc: 768, bf16: true,
+	run: kernelBF16_13x32, half: kernelBF16_13x16,
+	packB: packBBF16_32,
+	small: bf16Small,
+}
+
+var bf16Small = &kernel{
+	name: "bf16-6x64", mr: 6, nr: 64, kc: 768, bf16: true,
+	run: kernelBF16_6x64, packB: packBBF16_64,
+}
+
 // avx2 holds 6x16 of C in 12 ymm registers, the classic Haswell shape.
 var avx2 = &kernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256, run: kernelAVX2_6x16, packB: packBAVX2_16}
 
@@ -72,3 +108,12 @@ var kernels = func() []*kernel {
 
 // best is the kernel Fused uses.
 var best = kernels[0]
+
+// bestBF16 is the kernel of products in BF16, or nil when the CPU has no
+// VDPBF16PS (VPERMW, which the packer uses, is AVX512BW).
+var bestBF16 = func() *kernel {
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512BF16 {
+		return bf16Main
+	}
+	return nil
+}()

@@ -7,3 +7,6 @@ var kernels = []*kernel{generic}
 
 // best is the kernel Fused uses.
 var best = generic
+
+// bestBF16 is nil: BF16 products need the amd64 kernels.
+var bestBF16 *kernel

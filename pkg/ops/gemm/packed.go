@@ -14,9 +14,10 @@ import "fmt"
 // this CPU's kernels a product picks; the rows past m are zeros.
 type PackedA struct {
 	m, k   int
+	prec   Precision
 	rows   int // m rounded up to whole panels of every kernel that may read them
 	kc, nk int // depth and count of the k slices
-	ld     int // row stride within a slice
+	ld     int // row stride within a slice, in 32-bit values
 	data   []float32
 }
 
@@ -25,26 +26,52 @@ type PackedA struct {
 // refer to a, which may then change or be freed. It panics if a is too
 // short for its shape, like Fused.
 func PackA(m, k int, a []float32, lda int) *PackedA {
+	return PackAPrecision(FP32, m, k, a, lda)
+}
+
+// PackAPrecision is PackA for products in the given precision. BF16 falls
+// back to FP32 on a CPU without HasBF16; the result's Precision says which
+// it got.
+func PackAPrecision(prec Precision, m, k int, a []float32, lda int) *PackedA {
 	checkMatrix("A", m, k, a, lda)
+	if prec == BF16 && bestBF16 != nil {
+		return packA(bestBF16, m, k, a, lda)
+	}
 	return packA(best, m, k, a, lda)
 }
 
-// packA packs a for kn and, if it has one, kn.small.
+// Precision returns the precision of p's products.
+func (p *PackedA) Precision() Precision { return p.prec }
+
+// packA packs a for kn and, if it has one, kn.small: as float32 values, or
+// for bf16 kernels as bfloat16 pairs (see packPairs).
 func packA(kn *kernel, m, k int, a []float32, lda int) *PackedA {
 	rows := roundUp(m, kn.mr)
 	if kn.small != nil {
 		rows = max(rows, roundUp(m, kn.small.mr))
 	}
-	kc, nk := split(max(k, 1), kn.kc, 1)
+	align := 1
+	if kn.bf16 {
+		align = 2 // whole pairs in every slice but the last
+	}
+	kc, nk := split(max(k, 1), kn.kc, align)
 	// The extra cache line keeps power-of-two depths from mapping every
 	// row of a panel to the same L1 sets, as in newPlan.
-	ld := roundUp(kc, 16) + 16
+	ld := roundUp(kn.rows(kc), 16) + 16
 	p := &PackedA{m: m, k: k, rows: rows, kc: kc, nk: nk, ld: ld, data: make([]float32, nk*rows*ld)}
 	src := problem{a: a, lda: lda, alpha: 1}
 	for pk := range nk {
 		pc := pk * kc
+		slice := p.slice(pk)
+		if kn.bf16 {
+			p.prec = BF16
+			for r := range m {
+				packPairs(slice[r*ld:], a[r*lda+pc:r*lda+min(pc+kc, k)])
+			}
+			continue
+		}
 		// packAPanel zeroes the rows past m.
-		src.packAPanel(p.slice(pk), ld, rows, 0, m, pc, min(kc, k-pc))
+		src.packAPanel(slice, ld, rows, 0, m, pc, min(kc, k-pc))
 	}
 	return p
 }

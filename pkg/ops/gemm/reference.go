@@ -40,3 +40,17 @@ func applyEpilogue(row []float32, i int, ep Epilogue) {
 		}
 	}
 }
+
+// ReferenceBF16 is the plain-loop definition of a product in BF16: A and
+// B rounded to bfloat16 by RoundBF16, multiplied as Reference does. The
+// BF16 kernels agree with it up to float32 rounding.
+func ReferenceBF16(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, ep Epilogue) {
+	round := func(s []float32) []float32 {
+		r := make([]float32, len(s))
+		for i, v := range s {
+			r[i] = RoundBF16(v)
+		}
+		return r
+	}
+	Reference(m, n, k, round(a), lda, round(b), ldb, c, ldc, ep)
+}
