@@ -123,6 +123,32 @@ func TestServe(t *testing.T) {
 			t.Errorf("infer %s: %d %s", name, resp.StatusCode, body)
 		}
 	}
+	// The simple endpoints print what predict --format json prints.
+	photo := filepath.Join(photosDir, "chelsea.gif")
+	pios, pout, perr := testIO("")
+	if code := execute(context.Background(), pios, []string{"predict", "--weights", tinyWeights, "--format", "json", photo}); code != 0 {
+		t.Fatalf("predict: %d %s", code, perr)
+	}
+	want := strings.Replace(pout.String(), `"file":"`+photo+`"`, `"file":"upload"`, 1)
+	img, err := os.ReadFile(photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/classify?model=a", "/predictions/tiny_legacy"} {
+		req, _ := http.NewRequest("PUT", url+path, bytes.NewReader(img))
+		if strings.HasPrefix(path, "/v1") {
+			req.Method = "POST"
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(got) != want {
+			t.Errorf("%s: %d\n%s\npredict --format json:\n%s", path, resp.StatusCode, got, want)
+		}
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -141,7 +167,7 @@ func TestServe(t *testing.T) {
 		}
 	}
 	if requests != 2 {
-		t.Errorf("%d request log lines, want 2:\n%s", requests, errOut)
+		t.Errorf("%d infer log lines, want 2:\n%s", requests, errOut)
 	}
 }
 

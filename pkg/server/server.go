@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,10 +195,34 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v2/models/{name}/versions/{version}/ready", s.handleModelReady)
 	m.HandleFunc("POST /v2/models/{name}/infer", s.handleInfer)
 	m.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.handleInfer)
+	m.HandleFunc("GET /v1/models", s.handleModels)
+	m.HandleFunc("POST /v1/classify", s.handleClassify)
+	m.HandleFunc("POST /predictions/{name}", s.handlePredictions)
+	m.HandleFunc("PUT /predictions/{name}", s.handlePredictions)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
-	})
+	index, static := s.pageHandlers()
+	m.Handle("GET /{$}", index)
+	m.Handle("GET /static/", static)
+	m.HandleFunc("/", s.handleUnrouted)
+}
+
+// handleUnrouted answers what no route matches, in JSON as the other
+// errors: 405 with Allow when the path exists for other methods, else 404.
+func (s *Server) handleUnrouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, method)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s: use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")))
+		return
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 }
 
 // serveHTTP bounds the body, routes the request, and records its metrics

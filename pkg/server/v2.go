@@ -186,9 +186,7 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 	case "FP32":
 		var pixels [][]float32
 		if pixels, err = pixelInput(in, m.shape); err == nil {
-			if len(pixels) > s.opts.Queue {
-				err = badRequest("%d images in one request, more than the queue holds (%d)", len(pixels), s.opts.Queue)
-			} else {
+			if err = s.checkCount(len(pixels)); err == nil {
 				logits, err = m.batcher.infer(r.Context(), pixels)
 			}
 		}
