@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,6 +27,20 @@ func serveFile(t *testing.T, body []byte) (*httptest.Server, *atomic.Int32) {
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &hits
+}
+
+// tinyEntry is the default model with the tiny test checkpoint published
+// at url, under the cache name ckpt.pth.
+func tinyEntry(t *testing.T, url string) (registry.Entry, []byte) {
+	t.Helper()
+	body, err := os.ReadFile(tinyWeights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	e := registry.Default
+	e.URL, e.File, e.SHA256, e.Size = url, "ckpt.pth", hex.EncodeToString(sum[:]), int64(len(body))
+	return e, body
 }
 
 func TestFetch(t *testing.T) {
@@ -83,28 +98,29 @@ func TestFetch(t *testing.T) {
 }
 
 // TestPredictFetchesDefault: without --weights and with nothing cached,
-// predict announces the download, fetches the default checkpoint and uses it.
+// predict announces the download, fetches the model's checkpoint and uses
+// it; --offline with nothing cached says what to do.
 func TestPredictFetchesDefault(t *testing.T) {
 	body, err := os.ReadFile(tinyWeights)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256(body)
 	srv, hits := serveFile(t, body)
-	saved := defaultSource
-	defaultSource = download.Source{URL: srv.URL + "/ckpt.pth", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(body))}
-	t.Cleanup(func() { defaultSource = saved })
+	entry, _ := tinyEntry(t, srv.URL+"/ckpt.pth")
 	home := t.TempDir()
 	t.Setenv("RES2NET_HOME", home)
+	t.Setenv("TORCH_HOME", t.TempDir())
 
 	predict := func(offline bool) (string, string, error) {
 		ios, out, errOut := testIO("")
 		opts := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
-			Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: offline}}
+			Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: offline, Entry: &entry}}
 		err := runPredict(context.Background(), opts)
 		return out.String(), errOut.String(), err
 	}
-	if _, _, err := predict(true); err == nil || !strings.Contains(err.Error(), "no cached checkpoint") {
+	_, _, err = predict(true)
+	if err == nil || !strings.Contains(err.Error(), "no cached checkpoint") || !strings.Contains(err.Error(), "--weights") ||
+		!strings.Contains(err.Error(), "fetch --from FILE") || !strings.Contains(err.Error(), "RES2NET_HOME") {
 		t.Errorf("--offline with an empty cache: %v", err)
 	}
 	out, errOut, err := predict(false)
@@ -117,6 +133,15 @@ func TestPredictFetchesDefault(t *testing.T) {
 	before := hits.Load()
 	if _, errOut, err := predict(false); err != nil || errOut != "" || hits.Load() != before {
 		t.Errorf("second run: err %v, stderr %q, %d requests; want the cache", err, errOut, hits.Load()-before)
+	}
+
+	// A damaged cached file is not used offline: the same check as fetch's.
+	cached := filepath.Join(home, "ckpt.pth")
+	if err := os.WriteFile(cached, body[:len(body)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := predict(true); err == nil || !errors.Is(err, download.ErrSize) {
+		t.Errorf("--offline with a truncated cached file: %v, want a size mismatch", err)
 	}
 }
 
@@ -150,22 +175,108 @@ func TestFetchDiskFull(t *testing.T) {
 
 func TestFetchSource(t *testing.T) {
 	pub := registry.Default.Source()
+	timm, err := registry.Lookup("res2net50_48w_2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := registry.Lookup("res2net50d")
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := strings.Repeat("ab", 32)
+	timmSHA := "afed724a" + strings.Repeat("0", 56)
 	tests := []struct {
-		name, url, sha string
-		want           download.Source
+		name     string
+		entry    registry.Entry
+		url, sha string
+		want     download.Source
 	}{
-		{"default", "", "", pub},
-		{"mirror", "http://mirror/x.pth", "", download.Source{URL: "http://mirror/x.pth", SHA256: pub.SHA256, Size: pub.Size, Name: pub.Name}},
-		{"mirror, hash given in capitals", "http://mirror/x.pth", strings.ToUpper(pub.SHA256), download.Source{URL: "http://mirror/x.pth", SHA256: pub.SHA256, Size: pub.Size, Name: pub.Name}},
-		{"another file", "http://host/mine.pth", other, download.Source{URL: "http://host/mine.pth", SHA256: other}},
+		{"default", registry.Default, "", "", pub},
+		{"mirror", registry.Default, "http://mirror/x.pth", "", download.Source{URL: "http://mirror/x.pth", SHA256: pub.SHA256, Size: pub.Size, Name: pub.Name}},
+		{"mirror, hash given in capitals", registry.Default, "http://mirror/x.pth", strings.ToUpper(pub.SHA256), download.Source{URL: "http://mirror/x.pth", SHA256: pub.SHA256, Size: pub.Size, Name: pub.Name}},
+		{"another file", registry.Default, "http://host/mine.pth", other, download.Source{URL: "http://host/mine.pth", SHA256: other}},
+		{"timm mirror", timm, "http://m/x.pth", "", download.Source{URL: "http://m/x.pth", SHA256Prefix: "afed724a", Name: timm.File}},
+		{"timm mirror with the full hash", timm, "http://m/x.pth", timmSHA, download.Source{URL: "http://m/x.pth", SHA256: timmSHA, SHA256Prefix: "afed724a", Name: timm.File}},
+		{"timm mirror, another file", timm, "http://m/x.pth", other, download.Source{URL: "http://m/x.pth", SHA256: other}},
+		{"hub mirror", hub, "http://hf-mirror/r/model.safetensors", "", download.Source{URL: "http://hf-mirror/r/model.safetensors", Hub: true, Name: hub.File}},
+		{"hub mirror with a hash", hub, "http://m/model.safetensors", other, download.Source{URL: "http://m/model.safetensors", SHA256: other, Hub: true, Name: hub.File}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := fetchSource(tt.url, tt.sha)
+			got, err := fetchSource(tt.entry, tt.url, tt.sha)
 			if err != nil || got != tt.want {
 				t.Errorf("fetchSource(%q, %q) = %+v, %v; want %+v", tt.url, tt.sha, got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestFetchUsage: flag combinations that cannot work are usage errors,
+// before anything is downloaded.
+func TestFetchUsage(t *testing.T) {
+	t.Setenv("RES2NET_HOME", t.TempDir())
+	sha := strings.Repeat("ab", 32)
+	tests := []struct {
+		name string
+		opts fetchOptions
+		want string
+	}{
+		{"sha256 alone", fetchOptions{SHA256: sha}, "--sha256 checks the file at --url or --from"},
+		{"url and from", fetchOptions{URL: "http://x/y.pth", From: "y.pth"}, "exclude each other"},
+		{"force and from", fetchOptions{From: "y.pth", Force: true}, "choose one"},
+		{"bad sha256", fetchOptions{URL: "http://x/y.pth", SHA256: "abc"}, "not a 64-digit hex SHA-256"},
+		{"unknown model", fetchOptions{Model: "res2net50dd"}, "did you mean res2net50d.in1k?"},
+		{"from, not the published digest", fetchOptions{From: "y.pth", SHA256: sha}, "cannot be the digest of res2net50_26w_4s's published file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ios, _, _ := testIO("")
+			tt.opts.IO = ios
+			err := runFetch(context.Background(), &tt.opts)
+			var usage *usageError
+			if !errors.As(err, &usage) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want a usage error saying %q", err, tt.want)
+			}
+		})
+	}
+	ios, _, errOut := testIO("")
+	if code := execute(context.Background(), ios, []string{"fetch", "--sha256", sha}); code != 2 {
+		t.Errorf("exit %d, want 2; stderr %s", code, errOut)
+	}
+}
+
+// TestFetchFrom imports a local copy: verified, stamped, then used by
+// predict --offline; a copy that does not match leaves nothing behind.
+func TestFetchFrom(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("RES2NET_HOME", home)
+	entry, body := tinyEntry(t, "https://example.invalid/ckpt.pth")
+	path, err := download.Import(context.Background(), entry.Source(), home, tinyWeights, download.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != string(body) {
+		t.Error("imported file differs")
+	}
+	ios, out, errOut := testIO("")
+	opts := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
+		Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: true, Entry: &entry}}
+	if err := runPredict(context.Background(), opts); err != nil || !strings.Contains(out.String(), "coffee.png") {
+		t.Errorf("predict --offline after the import: %v\n%s", err, errOut)
+	}
+
+	// The published file's cache name gets nothing from a file that is not it.
+	bad := filepath.Join(t.TempDir(), "bad.pth")
+	if err := os.WriteFile(bad, []byte("not a checkpoint"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	ios, _, _ = testIO("")
+	err = runFetch(context.Background(), &fetchOptions{IO: ios, From: bad, Cache: cache})
+	if !errors.Is(err, download.ErrSize) || !strings.Contains(err.Error(), bad) {
+		t.Errorf("--from a wrong file: %v, want a size mismatch naming it", err)
+	}
+	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
+		t.Errorf("the failed import left %d files in the cache", len(entries))
 	}
 }

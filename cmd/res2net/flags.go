@@ -21,6 +21,9 @@ type modelFlags struct {
 	Weights string
 	Labels  string
 	Offline bool
+	// Entry, when not nil, is the model itself in place of --model's
+	// registry entry (tests publish a checkpoint on a local server).
+	Entry *registry.Entry
 }
 
 // addModel registers --model and --weights.
@@ -40,15 +43,15 @@ func (m *modelFlags) addLoad(cmd *cobra.Command) {
 	f.BoolVar(&m.Offline, "offline", false, "never download; fail if the checkpoint is not cached")
 }
 
-// entry returns the registry entry --model names.
+// entry returns the registry entry --model names, or Entry when set.
 func (m *modelFlags) entry() (registry.Entry, error) {
-	if m.Model == "" || m.Model == registry.Default.Name {
-		return registry.Default, nil
+	if m.Entry != nil {
+		return *m.Entry, nil
 	}
-	return registry.Entry{}, usageErrorf("--model: unknown model %q (known: %s)", m.Model, strings.Join(modelNames(), ", "))
+	return lookupModel(m.Model)
 }
 
-func modelNames() []string { return []string{registry.Default.Name} }
+func modelNames() []string { return registry.Names() }
 
 // runFlags say how a command runs the network.
 type runFlags struct {

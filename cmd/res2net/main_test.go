@@ -10,7 +10,6 @@ import (
 	"image/png"
 	"math"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"github.com/res2net/res2net/internal/npy"
 	"github.com/res2net/res2net/pkg/classify"
 	"github.com/res2net/res2net/pkg/ops"
-	"github.com/res2net/res2net/pkg/registry"
 )
 
 const (
@@ -322,13 +320,15 @@ func TestPredictCachedDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cached := filepath.Join(home, path.Base(registry.Default.URL))
-	if err := os.WriteFile(cached, data, 0o644); err != nil {
+	// Published as the test's own entry: a cached file is used only once
+	// it verifies.
+	entry, _ := tinyEntry(t, "https://example.invalid/ckpt.pth")
+	if err := os.WriteFile(filepath.Join(home, entry.File), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ios, out, errOut := testIO("")
 	opts := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
-		Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: true}}
+		Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: true, Entry: &entry}}
 	if err := runPredict(context.Background(), opts); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}

@@ -11,10 +11,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,49 +22,18 @@ import (
 	"github.com/schollz/progressbar/v3"
 )
 
-// Source identifies a file to download.
-type Source struct {
-	URL string
-	// SHA256 is the expected hex digest; "" skips the check.
-	SHA256 string
-	// Size is the expected length in bytes; 0 when unknown.
-	Size int64
-	// Name is the file's name in the cache directory, so that a mirror's
-	// download lands where the published file would; "" means the last
-	// element of the URL path. It must be a plain file name.
-	Name string
-}
-
-// FileName returns the name src is stored under in the cache directory:
-// Name, or else the last element of the URL path. It fails for a URL that
-// is not http(s) or names no file, and for a Name that is not a plain file
-// name.
-func (src Source) FileName() (string, error) {
-	u, err := url.Parse(src.URL)
-	if err != nil {
-		return "", err
-	}
-	name := path.Base(u.Path)
-	if (u.Scheme != "http" && u.Scheme != "https") || name == "/" || name == "." || name == ".." {
-		return "", errors.New("not an http(s) URL of a file")
-	}
-	if src.Name == "" {
-		return name, nil
-	}
-	// filepath.Base catches every separator of the OS ('\' too on
-	// Windows) and a volume name.
-	if src.Name == "." || src.Name == ".." || filepath.Base(src.Name) != src.Name {
-		return "", fmt.Errorf("file name %q is not a plain file name", src.Name)
-	}
-	return src.Name, nil
-}
-
 // Defaults of Options.
 const (
 	DefaultRetries      = 4
 	DefaultStallTimeout = 30 * time.Second
 	DefaultBackoff      = time.Second
-	maxBackoff          = time.Minute
+	// DefaultMaxSize caps a download of unknown size: ten times the largest
+	// Res2Net checkpoint, and far from filling a disk by mistake.
+	DefaultMaxSize = 2 << 30
+	// DefaultMinRate is the slowest transfer accepted, in bytes per second:
+	// a trickle below it would take days over a checkpoint.
+	DefaultMinRate = 4 << 10
+	maxBackoff     = time.Minute
 )
 
 // Options tune Fetch. The zero value is ready to use.
@@ -75,36 +43,48 @@ type Options struct {
 	// Progress, when not nil, receives a progress bar (bytes, rate, ETA)
 	// and retry notices. Pass a terminal, not a log file.
 	Progress io.Writer
-	// Client makes the requests; nil means http.DefaultClient.
+	// Client makes the requests; nil means http.DefaultClient. Redirect
+	// loops, chains of more than 10 hops and redirects to other schemes
+	// than http(s) fail for good, whatever its CheckRedirect.
 	Client *http.Client
 	// Retries is how many times a transient failure (network error, HTTP
 	// 429 or 5xx, stall, connection cut) is retried: 0 means
 	// DefaultRetries, a negative value none.
 	Retries int
-	// StallTimeout abandons an attempt that receives no data for this
-	// long; 0 means DefaultStallTimeout.
+	// StallTimeout is the window over which the transfer rate is
+	// measured: an attempt that receives nothing, or less than MinRate on
+	// average, within any such window is abandoned. 0 means
+	// DefaultStallTimeout.
 	StallTimeout time.Duration
+	// MinRate is the slowest average rate accepted over each StallTimeout
+	// window, in bytes per second: 0 means DefaultMinRate, a negative
+	// value any rate above nothing.
+	MinRate int64
+	// MaxSize caps the bytes accepted for a file whose size is not known
+	// in advance (Source.Size 0, no size from the hub): 0 means
+	// DefaultMaxSize, a negative value no cap.
+	MaxSize int64
 	// Backoff is the wait before the first retry, doubled for each further
 	// one (at most a minute); 0 means DefaultBackoff.
 	Backoff time.Duration
 }
 
-// ErrChecksum reports a downloaded file whose SHA-256 differs from the
-// expected one.
-var ErrChecksum = errors.New("sha256 mismatch")
+// ErrTooLarge reports a file of unknown size that grew past Options.MaxSize.
+var ErrTooLarge = errors.New("larger than the size limit")
 
 // Fetch downloads src.URL into dir (created if needed) and returns the
 // path of the file, named src.Name or else after the last element of the
 // URL path.
 //
-// A file already there that matches src.Size and src.SHA256 is returned
-// without network access, unless opts.Force is set. Otherwise the data goes
-// to <name>.part in dir, hashed as it streams; an interrupted download
-// (error, stall, cancelled ctx) leaves the .part file, which the next call
-// resumes with an HTTP Range request. The file is renamed into place only
-// once its size and hash are verified; on a hash mismatch the .part file is
-// deleted. A <name>.lock file serialises concurrent calls, including from
-// other processes.
+// A file already there that Verify accepts is returned without network
+// access, unless opts.Force is set. Otherwise the data goes to <name>.part
+// in dir, hashed as it streams; an interrupted download (error, stall,
+// cancelled ctx) leaves the .part file, which the next call resumes with an
+// HTTP Range request. The file is renamed into place only once its size and
+// hash are verified, and a <name>.stamp beside it records its digest; on a
+// hash mismatch the .part file is deleted, and so is an empty one. A
+// <name>.lock file, removed when done, serialises concurrent calls,
+// including from other processes.
 func Fetch(ctx context.Context, src Source, dir string, opts Options) (string, error) {
 	fail := func(err error) (string, error) { return "", fmt.Errorf("fetch %s: %w", src.URL, err) }
 	name, err := src.FileName()
@@ -117,7 +97,12 @@ func Fetch(ctx context.Context, src Source, dir string, opts Options) (string, e
 		if opts.Force {
 			return false, nil
 		}
-		return verified(final, src)
+		if _, err := os.Stat(final); err != nil {
+			// Missing, or unreachable: creating the directory and the
+			// lock file will report the problem more clearly.
+			return false, nil
+		}
+		return usable(Verify(final, src))
 	}
 	switch ok, err := cached(); {
 	case err != nil:
@@ -147,68 +132,67 @@ func Fetch(ctx context.Context, src Source, dir string, opts Options) (string, e
 	return final, nil
 }
 
-// verified reports whether path exists and matches src.
-func verified(path string, src Source) (bool, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		// Missing, or unreachable: creating the directory and the lock
-		// file will report the problem more clearly.
+// usable sorts Verify's answer: true for a verified file, false for one
+// to download again (missing, different, unverifiable), an error for a
+// path that cannot hold the file (a folder, a file that cannot be read).
+func usable(err error) (bool, error) {
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, ErrSize), errors.Is(err, ErrChecksum), errors.Is(err, ErrUnverified):
 		return false, nil
+	}
+	return false, err
+}
+
+// Import verifies the local file at from as src's content and copies it
+// into dir (created if needed) under the name Fetch would give it, with
+// its stamp, and returns that path. For a hub source whose digest is not
+// known, the hub is asked for it (a HEAD request, no download). A file
+// that does not match is an error wrapping ErrSize or ErrChecksum, and
+// leaves nothing in dir.
+func Import(ctx context.Context, src Source, dir, from string, opts Options) (string, error) {
+	fail := func(err error) (string, error) { return "", fmt.Errorf("import %s: %w", from, err) }
+	name, err := src.FileName()
+	if err != nil {
+		return fail(err)
+	}
+	final := filepath.Join(dir, name)
+	fi, err := os.Stat(from)
+	if err != nil {
+		return fail(err)
 	}
 	if !fi.Mode().IsRegular() {
-		return false, fmt.Errorf("%s is not a regular file", path)
+		return fail(errors.New("not a regular file"))
 	}
 	if src.Size > 0 && fi.Size() != src.Size {
-		return false, nil
+		return fail(src.Check("", fi.Size()))
 	}
-	if src.SHA256 == "" {
-		return true, nil
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(fmt.Errorf("cache directory: %w", err))
 	}
-	sum, err := SHA256File(path)
-	return err == nil && strings.EqualFold(sum, src.SHA256), err
-}
-
-// SHA256File returns the hex SHA-256 digest of the file at path.
-func SHA256File(path string) (string, error) {
-	f, err := os.Open(path)
+	unlock, err := lockPath(ctx, final+".lock", opts.Progress)
 	if err != nil {
-		return "", fmt.Errorf("sha256 %s: %w", path, err)
+		return fail(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("sha256 %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// lockPath takes an exclusive lock on the file at path, creating it, and
-// waits for it while ctx allows. The file is left in place: removing it
-// would let a waiting process lock a file nobody else sees.
-func lockPath(ctx context.Context, path string, progress io.Writer) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("cannot write to the cache directory: %w", err)
-	}
-	for waited := false; ; waited = true {
-		ok, err := tryLock(f)
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		if ok {
-			return func() { unlockFile(f); f.Close() }, nil
-		}
-		if !waited && progress != nil {
-			fmt.Fprintf(progress, "waiting for another download (lock %s)\n", path)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+	defer unlock()
+	d := newDownload(src, final, name, opts)
+	d.from = from
+	if src.Hub && src.SHA256 == "" {
+		if err := d.retry(ctx, d.resolve); err != nil {
+			return fail(fmt.Errorf("verifying it needs the digest the hub announces: %w", err))
 		}
 	}
+	if cached, err := os.Stat(final); err == nil && os.SameFile(fi, cached) {
+		if err := Verify(final, d.src); err != nil {
+			return fail(err)
+		}
+		return final, nil
+	}
+	if err := d.copyFrom(ctx, from); err != nil {
+		return fail(err)
+	}
+	return final, nil
 }
 
 // transientError marks a failure worth retrying.
@@ -221,17 +205,23 @@ func transient(format string, args ...any) error {
 	return &transientError{fmt.Errorf(format, args...)}
 }
 
-// errStalled cancels an attempt that received no data in time.
-var errStalled = errors.New("stalled")
+// errStalled and errTooSlow cancel an attempt whose transfer rate fell
+// below the minimum.
+var (
+	errStalled = errors.New("stalled")
+	errTooSlow = errors.New("too slow")
+)
 
-// download is one Fetch in progress, its .part file open and locked.
+// download is one Fetch or Import in progress.
 type download struct {
 	src               Source
 	final, part, name string
 	opts              Options
 	client            *http.Client
+	get               string // the URL the bytes come from: src.URL, or where the hub points
+	from              string // what the stamp records as the origin
 
-	f    *os.File
+	f    *os.File  // the .part file, once open
 	have int64     // bytes in f, all hashed
 	hash hash.Hash // of f's contents
 	bar  *progressbar.ProgressBar
@@ -244,6 +234,12 @@ func newDownload(src Source, final, name string, opts Options) *download {
 	if opts.StallTimeout <= 0 {
 		opts.StallTimeout = DefaultStallTimeout
 	}
+	if opts.MinRate == 0 {
+		opts.MinRate = DefaultMinRate
+	}
+	if opts.MaxSize == 0 {
+		opts.MaxSize = DefaultMaxSize
+	}
 	if opts.Backoff <= 0 {
 		opts.Backoff = DefaultBackoff
 	}
@@ -251,15 +247,28 @@ func newDownload(src Source, final, name string, opts Options) *download {
 	if client == nil {
 		client = http.DefaultClient
 	}
-	return &download{src: src, final: final, part: final + ".part", name: name, opts: opts, client: client, hash: sha256.New()}
+	return &download{src: src, final: final, part: final + ".part", name: name, opts: opts,
+		client: withRedirectCheck(client), get: src.URL, from: src.URL, hash: sha256.New()}
 }
 
 // run downloads with retries, then verifies and renames the file.
 func (d *download) run(ctx context.Context) (err error) {
-	if d.f, err = os.OpenFile(d.part, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
-		return fmt.Errorf("cannot write to the cache directory: %w", err)
+	if d.src.Hub {
+		if err := d.retry(ctx, d.resolve); err != nil {
+			return err
+		}
+		// The file in the cache may be this one, of a digest unknown until now.
+		if ok, _ := usable(Verify(d.final, d.src)); ok && !d.opts.Force {
+			return nil
+		}
+	}
+	if err := d.openPart(); err != nil {
+		return err
 	}
 	defer func() {
+		if err != nil && d.f != nil && d.have == 0 {
+			d.discard() // nothing worth resuming
+		}
 		if d.f != nil {
 			d.f.Close()
 		}
@@ -275,16 +284,38 @@ func (d *download) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	for attempt := 0; d.src.Size == 0 || d.have < d.src.Size; attempt++ {
-		err := d.attempt(ctx)
-		if err == nil {
-			break
-		}
-		var te *transientError
-		if ctx.Err() != nil || !errors.As(err, &te) || attempt >= d.opts.Retries {
-			if errors.Is(err, errTooLong) {
+	if d.src.Size == 0 || d.have < d.src.Size {
+		if err := d.retry(ctx, d.attempt); err != nil {
+			if errors.Is(err, errTooLong) || errors.Is(err, ErrTooLarge) {
 				d.discard()
 			}
+			return err
+		}
+	}
+	return d.finish()
+}
+
+// openPart opens (creating) the .part file.
+func (d *download) openPart() (err error) {
+	if d.f, err = os.OpenFile(d.part, os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return fmt.Errorf("cannot write to the cache directory: %w", err)
+	}
+	return nil
+}
+
+// retry runs op until it succeeds, fails for good, or has failed
+// transiently Retries+1 times, waiting longer after each failure.
+func (d *download) retry(ctx context.Context, op func(context.Context) error) error {
+	for attempt := 0; ; attempt++ {
+		err := op(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var te *transientError
+		if !errors.As(err, &te) || attempt >= d.opts.Retries {
 			return err
 		}
 		wait := d.opts.Backoff
@@ -303,7 +334,76 @@ func (d *download) run(ctx context.Context) (err error) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// resolve learns the file's digest, size and location from the hub, and
+// checks them against what src already knows.
+func (d *download) resolve(ctx context.Context) error {
+	hctx, cancel := context.WithTimeout(ctx, d.opts.StallTimeout)
+	defer cancel()
+	f, err := resolveHub(hctx, d.client, d.src)
+	if err != nil {
+		if ctx.Err() == nil && hctx.Err() != nil {
+			return transient("no answer from %s for %v", d.src.URL, d.opts.StallTimeout)
+		}
+		return err
+	}
+	if d.src.SHA256 != "" && !strings.EqualFold(f.sha256, d.src.SHA256) {
+		return fmt.Errorf("%w: the hub announces %s, expected %s", ErrChecksum, f.sha256, strings.ToLower(d.src.SHA256))
+	}
+	if d.src.Size > 0 && f.size > 0 && f.size != d.src.Size {
+		return fmt.Errorf("%w: the hub announces %d bytes, expected %d", ErrSize, f.size, d.src.Size)
+	}
+	d.src.SHA256 = f.sha256
+	if f.size > 0 {
+		d.src.Size = f.size
+	}
+	d.get = f.location
+	return nil
+}
+
+// copyFrom copies the local file at path into the .part file, hashing it,
+// then verifies and renames it into place.
+func (d *download) copyFrom(ctx context.Context, path string) (err error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := d.openPart(); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil { // a copy can start again at no cost
+			if d.f != nil {
+				d.f.Close()
+				d.f = nil
+			}
+			os.Remove(d.part)
+		}
+	}()
+	if err := d.restart(); err != nil {
+		return err
+	}
+	n, err := io.Copy(io.MultiWriter(d.f, d.hash), ctxReader{ctx, in})
+	d.have = n
+	if err != nil {
+		return err // names the file: an *fs.PathError, or ctx's error
+	}
 	return d.finish()
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // hashPartial hashes what a previous run left in the .part file.
@@ -350,14 +450,14 @@ var errTooLong = errors.New("the server sent more data than expected")
 var errComplete = errors.New("already complete")
 
 // attempt makes one request and appends what it receives to the .part
-// file, until the body ends, fails or stalls.
+// file, until the body ends, fails or falls below the minimum rate.
 func (d *download) attempt(ctx context.Context) error {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stall := time.AfterFunc(d.opts.StallTimeout, func() { cancel(errStalled) })
-	defer stall.Stop()
+	rate := newRateWatch(d.opts.StallTimeout, d.opts.MinRate, cancel)
+	defer rate.stop()
 
-	req, err := http.NewRequestWithContext(actx, http.MethodGet, d.src.URL, nil)
+	req, err := http.NewRequestWithContext(actx, http.MethodGet, d.get, nil)
 	if err != nil {
 		return err
 	}
@@ -382,9 +482,12 @@ func (d *download) attempt(ctx context.Context) error {
 	for {
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
-			stall.Reset(d.opts.StallTimeout)
+			rate.add(n)
 			if total >= 0 && d.have+int64(n) > total {
 				return fmt.Errorf("%w (%d bytes)", errTooLong, total)
+			}
+			if total < 0 && d.opts.MaxSize > 0 && d.have+int64(n) > d.opts.MaxSize {
+				return fmt.Errorf("%w of %d bytes, and its size was not announced", ErrTooLarge, d.opts.MaxSize)
 			}
 			if _, err := d.f.WriteAt(buf[:n], d.have); err != nil {
 				return err // an *fs.PathError, which names the file
@@ -410,11 +513,15 @@ func (d *download) attempt(ctx context.Context) error {
 
 // readErr classifies a failed request or body read.
 func (d *download) readErr(ctx, actx context.Context, err error) error {
-	switch {
+	switch cause := context.Cause(actx); {
 	case ctx.Err() != nil:
 		return ctx.Err()
-	case context.Cause(actx) == errStalled:
+	case errors.Is(cause, errStalled):
 		return transient("no data for %v", d.opts.StallTimeout)
+	case errors.Is(cause, errTooSlow):
+		return &transientError{cause}
+	case errors.Is(err, ErrRedirect):
+		return err
 	}
 	return &transientError{err}
 }
@@ -433,6 +540,9 @@ func (d *download) accept(resp *http.Response) (int64, error) {
 		if want >= 0 && total >= 0 && total != want {
 			return 0, fmt.Errorf("the server announces %d bytes, expected %d", total, want)
 		}
+		if err := d.checkLimit(want, total); err != nil {
+			return 0, err
+		}
 		if d.have > 0 { // the server ignored the Range header
 			if err := d.restart(); err != nil {
 				return 0, err
@@ -449,6 +559,9 @@ func (d *download) accept(resp *http.Response) (int64, error) {
 		}
 		if want >= 0 && total >= 0 && total != want {
 			return 0, fmt.Errorf("the server announces %d bytes, expected %d", total, want)
+		}
+		if err := d.checkLimit(want, total); err != nil {
+			return 0, err
 		}
 		return max(total, want), nil
 	case code == http.StatusRequestedRangeNotSatisfiable && d.have > 0:
@@ -467,11 +580,23 @@ func (d *download) accept(resp *http.Response) (int64, error) {
 	}
 }
 
+// checkLimit refuses a file of no expected size whose announced size is
+// over the cap.
+func (d *download) checkLimit(want, total int64) error {
+	if want < 0 && total > d.opts.MaxSize && d.opts.MaxSize > 0 {
+		return fmt.Errorf("%w of %d bytes: the server announces %d", ErrTooLarge, d.opts.MaxSize, total)
+	}
+	return nil
+}
+
 // statusError describes an unexpected HTTP status, naming the URL that
-// answered when a redirect led elsewhere.
+// answered when a redirect led elsewhere (without its query, where signed
+// URLs keep their credentials).
 func (d *download) statusError(resp *http.Response) error {
-	if u := resp.Request.URL.String(); u != d.src.URL {
-		return fmt.Errorf("%s answered %s", u, resp.Status)
+	if u := resp.Request.URL; u.String() != d.src.URL {
+		shown := *u
+		shown.RawQuery, shown.ForceQuery = "", false
+		return fmt.Errorf("%s answered %s", shown.Redacted(), resp.Status)
 	}
 	return fmt.Errorf("the server answered %s", resp.Status)
 }
@@ -530,15 +655,18 @@ func (d *download) showProgress(total int64) {
 	d.bar.Set64(d.have)
 }
 
-// finish verifies the .part file and renames it into place.
+// finish verifies the .part file, renames it into place and stamps it.
 func (d *download) finish() error {
-	if d.src.Size > 0 && d.have != d.src.Size {
-		return fmt.Errorf("downloaded %d bytes, expected %d", d.have, d.src.Size)
-	}
 	sum := hex.EncodeToString(d.hash.Sum(nil))
-	if d.src.SHA256 != "" && !strings.EqualFold(sum, d.src.SHA256) {
-		d.discard()
-		return fmt.Errorf("%w: expected %s, got %s", ErrChecksum, strings.ToLower(d.src.SHA256), sum)
+	if err := d.src.Check(sum, d.have); err != nil {
+		if errors.Is(err, ErrChecksum) {
+			d.discard()
+		}
+		return err
+	}
+	// The old stamp must not vouch for the new file, even for a moment.
+	if err := os.Remove(d.final + StampSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	if err := d.f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", d.part, err)
@@ -557,6 +685,9 @@ func (d *download) finish() error {
 		dir.Sync()
 		dir.Close()
 	}
+	// Without its stamp the file is hashed again on its next use: a
+	// cost, not an error.
+	writeStamp(d.final, sum, d.from)
 	if d.bar != nil {
 		d.bar.Finish()
 	}
