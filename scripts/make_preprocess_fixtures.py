@@ -151,6 +151,22 @@ def patch_jpeg(src, dst, drop_app0=False, adobe=None, ids=None):
     open(dst, "wb").write(bytes(out + rest))
 
 
+def cut_jpeg(src, dst, keep):
+    """Keep the headers and the first fraction keep of the first scan's
+    entropy data, then end with EOI: libjpeg fills the rest with zeros
+    (keep 0: no entropy data at all)."""
+    with open(src, "rb") as f:
+        data = f.read()
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + struct.unpack(">H", data[sos + 2:sos + 4])[0]
+    n = int((len(data) - 2 - start) * keep)
+    body = data[start:start + n]
+    if body.endswith(b"\xff"):
+        body = body[:-1]
+    with open(dst, "wb") as f:
+        f.write(data[:start] + body + b"\xff\xd9")
+
+
 def patch_gif_offset(src, dst, dx, dy):
     """Enlarge a single-frame GIF's logical screen by (dx, dy) and move the
     frame to (dx - 2, dy - 1), leaving uncovered borders on every side."""
@@ -269,6 +285,11 @@ def main():
         ]:
             save(name, False, writer=lambda p, a=args: subprocess.run(
                 ["cjpeg", "-outfile", p] + a + [ppm], check=True))
+    # Entropy data that runs out at a marker: libjpeg decodes the MCU where
+    # it ran out with zero bits and leaves the rest of the interval grey.
+    save("cmyk_no_data.jpg", False, writer=lambda p: cut_jpeg(cj, p, 0))
+    save("baseline_cut.jpg", False, writer=lambda p: cut_jpeg(os.path.join(fmt_dir, "q90_420.jpg"), p, 0.45))
+    save("restart_cut.jpg", False, writer=lambda p: cut_jpeg(os.path.join(fmt_dir, "cjpeg_restart_blocks.jpg"), p, 0.6))
     # Files Pillow reads and the Go package refuses with a clear error.
     with tempfile.TemporaryDirectory() as tmp:
         ppm = os.path.join(tmp, "in.ppm")

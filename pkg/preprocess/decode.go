@@ -16,20 +16,21 @@ import (
 	"golang.org/x/image/webp"
 )
 
-// codec is one supported format: its header reader and full decoder.
+// codec is one supported format: its header reader and its decoder, which
+// hands the image's RGB rows to a sink.
 type codec struct {
 	name   string
 	config func(io.Reader) (image.Config, error)
-	decode func([]byte) (*image.NRGBA, error)
+	rows   func([]byte, rowSink) error
 }
 
 var (
-	jpegCodec = &codec{"JPEG", decodeJPEGConfig, decodeJPEG}
-	pngCodec  = &codec{"PNG", png.DecodeConfig, decodePNG}
-	gifCodec  = &codec{"GIF", gif.DecodeConfig, decodeGIF}
-	bmpCodec  = &codec{"BMP", bmp.DecodeConfig, decodeBMP}
-	tiffCodec = &codec{"TIFF", tiff.DecodeConfig, decodeTIFF}
-	webpCodec = &codec{"WebP", webp.DecodeConfig, decodeWebP}
+	jpegCodec = &codec{"JPEG", decodeJPEGConfig, decodeJPEGRows}
+	pngCodec  = &codec{"PNG", png.DecodeConfig, decodePNGRows}
+	gifCodec  = &codec{"GIF", gif.DecodeConfig, decodeGIFRows}
+	bmpCodec  = &codec{"BMP", bmp.DecodeConfig, decodeBMPRows}
+	tiffCodec = &codec{"TIFF", tiff.DecodeConfig, decodeTIFFRows}
+	webpCodec = &codec{"WebP", webp.DecodeConfig, decodeWebPRows}
 )
 
 // sniffLen is how many leading bytes identify the format, or name an
@@ -50,8 +51,30 @@ var maxFileBytes int64 = 1 << 30
 // after its first bytes; a stream longer than 1 GiB is refused with
 // ErrTooLarge; the header is checked against opts.MaxPixels before the
 // pixels are decoded. Errors name the detected format and the problem;
-// Read and Load add the file name.
+// Read and Load add the file name. The image takes 4 bytes a pixel: Read
+// and Load, which resize rows as they are decoded, need far less.
 func Decode(r io.Reader, opts Options) (*image.NRGBA, error) {
+	in, err := readInput(r, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := newImageSink(in.w, in.h)
+	if err := in.decode(s); err != nil {
+		return nil, err
+	}
+	return orient(s.m, in.orientation), nil
+}
+
+// input is an image read and checked up to its pixels.
+type input struct {
+	c           *codec
+	data        []byte
+	w, h        int
+	orientation int // EXIF orientation to apply, 1 for none
+}
+
+// readInput reads an image file and checks its header; see Decode.
+func readInput(r io.Reader, opts Options) (*input, error) {
 	br := bufio.NewReaderSize(r, sniffLen)
 	head, err := br.Peek(sniffLen)
 	if err != nil && err != io.EOF {
@@ -84,15 +107,20 @@ func Decode(r io.Reader, opts Options) (*image.NRGBA, error) {
 		return nil, fmt.Errorf("%w: %s image is %dx%d = %d pixels, more than the limit of %d",
 			ErrTooLarge, c.name, cfg.Width, cfg.Height, n, opts.MaxPixels)
 	}
-	var img *image.NRGBA
-	if err := protect(c, func() (err error) { img, err = c.decode(data); return }); err != nil {
-		return nil, fmt.Errorf("%s data: %w", c.name, classify(err))
-	}
+	in := &input{c: c, data: data, w: cfg.Width, h: cfg.Height, orientation: 1}
 	// Pillow 9.4 applies a TIFF's orientation tag when it loads the file.
 	if opts.Orient || c == tiffCodec {
-		img = orient(img, exifOrientation(c, data))
+		in.orientation = exifOrientation(c, data)
 	}
-	return img, nil
+	return in, nil
+}
+
+// decode hands the pixels to sink, turning decoder panics into errors.
+func (in *input) decode(sink rowSink) error {
+	if err := protect(in.c, func() error { return in.c.rows(in.data, sink) }); err != nil {
+		return fmt.Errorf("%s data: %w", in.c.name, classify(err))
+	}
+	return nil
 }
 
 // protect runs a decoder step, turning a panic (as third-party decoders

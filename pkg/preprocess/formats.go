@@ -4,79 +4,145 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"image"
+	"image/color"
 	"image/gif"
 	"image/png"
+	"io"
 
 	"golang.org/x/image/bmp"
 	"golang.org/x/image/tiff"
 	"golang.org/x/image/webp"
 )
 
-// decodePNG decodes a PNG. 16-bit greyscale is clipped as Pillow's mode I
-// is, also when Go widens it to NRGBA64 because of a tRNS chunk.
-func decodePNG(data []byte) (*image.NRGBA, error) {
-	img, err := png.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, err
+// decodeBudget bounds the memory a decoder may hold for one image (a
+// decoded raster, JPEG coefficients, a resize intermediate), so that with
+// the file's own bytes and the rest of the pipeline one image stays well
+// under 400 MiB. Images that would need more are refused with ErrTooLarge.
+const decodeBudget = 256 << 20
+
+// rasterBytes estimates the memory a Go decoder's image of cfg takes.
+func rasterBytes(cfg image.Config) int64 {
+	n := int64(cfg.Width) * int64(cfg.Height)
+	switch cfg.ColorModel {
+	case color.GrayModel:
+		return n
+	case color.Gray16Model:
+		return 2 * n
+	case color.YCbCrModel:
+		return 3 * n
+	case color.RGBAModel, color.NRGBAModel, color.CMYKModel, color.NYCbCrAModel:
+		return 4 * n
 	}
-	// IHDR: bit depth at byte 24, colour type at byte 25.
-	if m, ok := img.(*image.NRGBA64); ok && data[24] == 16 && data[25] == 0 {
-		b := m.Rect
-		out := newOpaque(b.Dx(), b.Dy())
-		for y := 0; y < b.Dy(); y++ {
-			row := m.Pix[m.PixOffset(b.Min.X, b.Min.Y+y):]
-			o := out.Pix[y*out.Stride:]
-			for x := 0; x < b.Dx(); x++ {
-				v := clip16(binary.BigEndian.Uint16(row[8*x:]))
-				o[4*x], o[4*x+1], o[4*x+2] = v, v, v
-			}
+	if _, ok := cfg.ColorModel.(color.Palette); ok {
+		return n
+	}
+	return 8 * n
+}
+
+// checkRaster refuses an image whose Go raster exceeds decodeBudget.
+func checkRaster(name string, cfg image.Config) error {
+	if n := rasterBytes(cfg); n > decodeBudget {
+		return fmt.Errorf("%w: decoding a %dx%d %s image needs %d MiB, more than the limit of %d MiB",
+			ErrTooLarge, cfg.Width, cfg.Height, name, n>>20, decodeBudget>>20)
+	}
+	return nil
+}
+
+// goRows decodes with a Go decoder whose whole raster fits decodeBudget
+// and hands its rows to sink.
+func goRows(name string, config func(io.Reader) (image.Config, error), decode func(io.Reader) (image.Image, error)) func([]byte, rowSink) error {
+	return func(data []byte, sink rowSink) error {
+		cfg, err := config(bytes.NewReader(data))
+		if err != nil {
+			return err
 		}
-		return out, nil
+		if err := checkRaster(name, cfg); err != nil {
+			return err
+		}
+		img, err := decode(bytes.NewReader(data))
+		if err != nil {
+			return err
+		}
+		rgbRows(img, sink)
+		return nil
 	}
-	return toNRGBA(img), nil
 }
 
-// decodeBMP decodes an uncompressed BMP.
-func decodeBMP(data []byte) (*image.NRGBA, error) {
-	img, err := bmp.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	return toNRGBA(img), nil
+// decodeGoPNG decodes a PNG with image/png (interlaced files). 16-bit
+// greyscale is clipped as Pillow's mode I is, also when Go widens it to
+// NRGBA64 because of a tRNS chunk.
+func decodeGoPNG(data []byte, sink rowSink) error {
+	return goRows("PNG", png.DecodeConfig, func(r io.Reader) (image.Image, error) {
+		img, err := png.Decode(r)
+		if err != nil {
+			return nil, err
+		}
+		// IHDR: bit depth at byte 24, colour type at byte 25.
+		if m, ok := img.(*image.NRGBA64); ok && data[24] == 16 && data[25] == 0 {
+			g := image.NewGray16(m.Rect)
+			for i := range len(g.Pix) / 2 {
+				g.Pix[2*i], g.Pix[2*i+1] = m.Pix[8*i], m.Pix[8*i+1]
+			}
+			return g, nil
+		}
+		return img, nil
+	})(data, sink)
 }
 
-// decodeTIFF decodes a baseline TIFF (uncompressed, LZW, Deflate or
+// decodeBMPRows decodes an uncompressed BMP, refusing one whose pixel data
+// is shorter than its header declares before allocating the raster.
+func decodeBMPRows(data []byte, sink rowSink) error {
+	if len(data) >= 30 {
+		off := int64(binary.LittleEndian.Uint32(data[10:]))
+		w := int64(int32(binary.LittleEndian.Uint32(data[18:])))
+		h := int64(int32(binary.LittleEndian.Uint32(data[22:])))
+		bpp := int64(binary.LittleEndian.Uint16(data[28:]))
+		if h < 0 {
+			h = -h
+		}
+		if need := off + (w*bpp+31)/32*4*h; w > 0 && need > int64(len(data)) {
+			return fmt.Errorf("file is truncated (the pixels need %d bytes, the file has %d)", need, len(data))
+		}
+	}
+	return goRows("BMP", bmp.DecodeConfig, bmp.Decode)(data, sink)
+}
+
+// decodeTIFFRows decodes a baseline TIFF (uncompressed, LZW, Deflate or
 // PackBits).
-func decodeTIFF(data []byte) (*image.NRGBA, error) {
-	img, err := tiff.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	return toNRGBA(img), nil
+var decodeTIFFRows = goRows("TIFF", tiff.DecodeConfig, tiff.Decode)
+
+// decodeWebPRows decodes a still WebP: lossy through libwebp's upsampling
+// and conversion, lossless as stored; alpha is dropped.
+func decodeWebPRows(data []byte, sink rowSink) error {
+	return goRows("WebP", webp.DecodeConfig, func(r io.Reader) (image.Image, error) {
+		img, err := webp.Decode(r)
+		if err != nil {
+			return nil, err
+		}
+		switch m := img.(type) {
+		case *image.YCbCr:
+			return webpImage{m}, nil
+		case *image.NYCbCrA:
+			return webpImage{&m.YCbCr}, nil
+		}
+		return img, nil
+	})(data, sink)
 }
 
-// decodeWebP decodes a still WebP: lossy through libwebp's upsampling and
-// conversion, lossless as stored; alpha is dropped.
-func decodeWebP(data []byte) (*image.NRGBA, error) {
-	img, err := webp.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	switch m := img.(type) {
-	case *image.YCbCr:
-		return webpYCbCrToNRGBA(m), nil
-	case *image.NYCbCrA:
-		return webpYCbCrToNRGBA(&m.YCbCr), nil
-	}
-	return toNRGBA(img), nil
-}
+// webpImage marks lossy WebP pixels, which rgbRows converts as libwebp
+// does rather than as libjpeg does.
+type webpImage struct{ *image.YCbCr }
 
 // gifHead is what Pillow uses of a GIF besides the first frame's pixels.
 type gifHead struct {
-	w, h    int
-	palette []byte // RGB triples of the first frame's colour table
-	trans   int    // transparent index of the first frame, or -1
+	w, h     int
+	palette  []byte // RGB triples of the first frame's colour table
+	trans    int    // transparent index of the first frame, or -1
+	frame    image.Rectangle
+	litWidth int   // LZW minimum code size
+	lzwBytes int64 // bytes of the first frame's LZW sub-blocks present
 }
 
 var errGIFHead = errors.New("malformed GIF header")
@@ -122,6 +188,9 @@ func parseGIFHead(b []byte) (*gifHead, error) {
 			if pos+10 > len(b) {
 				return nil, errGIFHead
 			}
+			d := b[pos+1:]
+			x0, y0 := int(binary.LittleEndian.Uint16(d)), int(binary.LittleEndian.Uint16(d[2:]))
+			g.frame = image.Rect(x0, y0, x0+int(binary.LittleEndian.Uint16(d[4:])), y0+int(binary.LittleEndian.Uint16(d[6:])))
 			pos += 10
 			local, err := table(b[pos-1])
 			if err != nil {
@@ -129,6 +198,12 @@ func parseGIFHead(b []byte) (*gifHead, error) {
 			}
 			if local != nil {
 				g.palette = local
+			}
+			if pos < len(b) {
+				g.litWidth = min(int(b[pos]), 11)
+				for pos++; pos < len(b) && b[pos] != 0; pos += int(b[pos]) + 1 {
+					g.lzwBytes += int64(min(int(b[pos]), len(b)-pos-1))
+				}
 			}
 			return g, nil
 		default:
@@ -138,23 +213,34 @@ func parseGIFHead(b []byte) (*gifHead, error) {
 	return nil, errGIFHead
 }
 
-// decodeGIF returns the first frame the way Pillow 9.4 shows it: the
+// decodeGIFRows returns the first frame the way Pillow 9.4 shows it: the
 // logical screen, filled with the transparent index (or index 0) where the
 // frame does not cover it, looked up in the frame's colour table (the
 // transparent entry keeps its stored colour; indices past the table are
 // grey, Pillow's default palette). Go's decoder only supplies the indices.
-func decodeGIF(data []byte) (*image.NRGBA, error) {
+// A frame larger than its LZW data can fill is truncated, as Pillow says,
+// before any pixel memory is allocated.
+func decodeGIFRows(data []byte, sink rowSink) error {
 	head, err := parseGIFHead(data)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	area := int64(head.frame.Dx()) * int64(head.frame.Dy())
+	if max := lzwMaxPixels(head.lzwBytes, head.litWidth); area > max {
+		return fmt.Errorf("file is truncated (a %dx%d frame, %d bytes of image data fill at most %d pixels)",
+			head.frame.Dx(), head.frame.Dy(), head.lzwBytes, max)
+	}
+	if area > decodeBudget {
+		return fmt.Errorf("%w: a %dx%d GIF frame needs %d MiB, more than the limit of %d MiB",
+			ErrTooLarge, head.frame.Dx(), head.frame.Dy(), area>>20, decodeBudget>>20)
 	}
 	img, err := gif.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	frame, ok := img.(*image.Paletted)
 	if !ok {
-		return nil, errGIFHead
+		return errGIFHead
 	}
 	var pal [256][3]uint8
 	for i := range pal {
@@ -163,18 +249,33 @@ func decodeGIF(data []byte) (*image.NRGBA, error) {
 	for i := 0; i+3 <= len(head.palette); i += 3 {
 		pal[i/3] = [3]uint8{head.palette[i], head.palette[i+1], head.palette[i+2]}
 	}
-	out := newOpaque(head.w, head.h)
 	fill := pal[max(head.trans, 0)]
-	for i := 0; i < len(out.Pix); i += 4 {
-		out.Pix[i], out.Pix[i+1], out.Pix[i+2] = fill[0], fill[1], fill[2]
-	}
-	r := frame.Rect.Intersect(out.Rect)
-	for y := r.Min.Y; y < r.Max.Y; y++ {
-		for x := r.Min.X; x < r.Max.X; x++ {
-			c := pal[frame.Pix[frame.PixOffset(x, y)]]
-			o := out.PixOffset(x, y)
-			out.Pix[o], out.Pix[o+1], out.Pix[o+2] = c[0], c[1], c[2]
+	r := frame.Rect.Intersect(image.Rect(0, 0, head.w, head.h))
+	o := make([]uint8, 4*head.w)
+	for y := 0; y < head.h; y++ {
+		for x := 0; x < head.w; x++ {
+			c := fill
+			if y >= r.Min.Y && y < r.Max.Y && x >= r.Min.X && x < r.Max.X {
+				c = pal[frame.Pix[frame.PixOffset(x, y)]]
+			}
+			o[4*x], o[4*x+1], o[4*x+2] = c[0], c[1], c[2]
 		}
+		sink.row(y, o)
 	}
-	return out, nil
+	return nil
 }
+
+// lzwMaxPixels bounds the pixels n bytes of GIF LZW data can produce: at
+// least litWidth+1 bits a code, and the k-th code after a clear expands to
+// at most k pixels (never more than the 4096-entry table allows).
+func lzwMaxPixels(n int64, litWidth int) int64 {
+	const table = 4096
+	codes := n * 8 / int64(litWidth+1)
+	if codes <= table {
+		return codes * (codes + 1) / 2
+	}
+	return table*(table+1)/2 + (codes-table)*table
+}
+
+// decodePNGRows decodes a PNG.
+var decodePNGRows = decodeGoPNG

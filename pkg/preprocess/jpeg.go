@@ -91,16 +91,19 @@ func newHuffTable(counts []uint8, vals []uint8) (*huffTable, error) {
 	return h, nil
 }
 
-// bitReader reads entropy-coded data, unstuffing 0xFF00. At a marker it
-// supplies zero bits, as libjpeg does; past the end of the file too, but
-// then records that the data was cut.
+// bitReader reads entropy-coded data, unstuffing 0xFF00. At a marker or
+// the end of the file it supplies zero bits, as libjpeg does, and records
+// whether any were used: libjpeg then leaves the rest of the segment zero
+// (insufficient), and Pillow reports data cut by the end of the file as
+// truncated.
 type bitReader struct {
 	data   []byte
 	pos    int
 	acc    uint64 // bits, most significant first
 	n      int    // number of valid bits in acc
 	marker bool   // stopped at a marker (pos is at its 0xFF)
-	fake   int    // zero bytes supplied past the end of the data
+	fake   int    // zero bytes supplied at a marker or past the end
+	stuck  bool   // out of data since before a restart that found no RST marker
 }
 
 func (br *bitReader) fill() {
@@ -108,6 +111,7 @@ func (br *bitReader) fill() {
 		var b byte
 		switch {
 		case br.marker:
+			br.fake++
 		case br.pos >= len(br.data):
 			br.fake++
 		default:
@@ -132,6 +136,7 @@ func (br *bitReader) fill() {
 			}
 			br.pos = next - 1
 			br.marker = true
+			br.fake++
 			b = 0
 		}
 		br.acc |= uint64(b) << (56 - br.n)
@@ -139,8 +144,11 @@ func (br *bitReader) fill() {
 	}
 }
 
-// truncated reports whether bits from past the end of the data were used.
-func (br *bitReader) truncated() bool { return br.fake*8 > br.n }
+// insufficient reports whether supplied zero bits were used.
+func (br *bitReader) insufficient() bool { return br.stuck || br.fake*8 > br.n }
+
+// truncated reports whether bits from past the end of the file were used.
+func (br *bitReader) truncated() bool { return !br.marker && br.fake*8 > br.n }
 
 func (br *bitReader) bits(n int) int32 {
 	if n == 0 {
@@ -191,8 +199,9 @@ func extend(v int32, t int) int32 {
 // jpegComp is one component of the frame.
 type jpegComp struct {
 	id, h, v, tq int
-	bw, bh       int     // block grid, padded to whole MCUs
-	coef         []int16 // bw*bh blocks of 64 coefficients, natural order
+	index        int       // position in the frame
+	bw, bh       int       // block grid, padded to whole MCUs
+	coef         [][]int16 // per block row, bw blocks of 64 coefficients, natural order; nil until written
 	qt           *[64]int32
 	dcPred       int32
 	dcTable      int
@@ -252,63 +261,205 @@ func decodeJPEGConfig(r io.Reader) (image.Config, error) {
 		return image.Config{}, err
 	}
 	d := &jpegDecoder{data: data, pos: 2}
-	if err := d.parse(true); err != nil {
-		return image.Config{}, err
+	for d.comps == nil {
+		seg, err := d.next()
+		if err != nil {
+			return image.Config{}, err
+		}
+		if seg == nil {
+			return image.Config{}, errJPEGNoFrame
+		}
 	}
 	return image.Config{Width: d.width, Height: d.height}, nil
 }
 
-// decodeJPEG decodes a JPEG to RGB as Pillow does.
-func decodeJPEG(data []byte) (*image.NRGBA, error) {
+// decodeJPEGRows decodes a JPEG into sink as Pillow's convert("RGB") sees
+// it. A single interleaved sequential scan (baseline files) is decoded
+// one MCU row at a time as the rows are needed; other files (progressive,
+// one scan per component) keep their coefficients, within decodeBudget.
+func decodeJPEGRows(data []byte, sink rowSink) error {
 	d := &jpegDecoder{data: data, pos: 2}
-	if err := d.parse(false); err != nil {
-		return nil, err
+	seg, err := d.next()
+	for err == nil && seg != nil && d.comps == nil {
+		seg, err = d.next()
 	}
-	return d.toRGB()
+	if err != nil {
+		return err
+	}
+	if seg == nil {
+		if d.comps == nil {
+			return errJPEGNoFrame
+		}
+		return errors.New("no image data before the end marker")
+	}
+	scans := 1
+	s, err := d.startScan(seg, scans)
+	if err != nil {
+		return err
+	}
+	if !d.progressive && len(s.comps) == len(d.comps) {
+		return d.singlePass(s, sink)
+	}
+	if n := d.coefBytes(); n > decodeBudget {
+		return fmt.Errorf("%w: a %dx%d %s JPEG needs %d MiB for its coefficients, more than the limit of %d MiB",
+			ErrTooLarge, d.width, d.height, d.kind(), n>>20, decodeBudget>>20)
+	}
+	for {
+		if err := d.decodeMCUs(s, s.total(), d.storedBlock); err != nil {
+			return err
+		}
+		if seg, err = d.next(); err != nil {
+			return err
+		}
+		if seg == nil { // EOI
+			break
+		}
+		// Every scan walks the whole image, so bound their number.
+		if scans++; scans > maxJPEGScans {
+			return fmt.Errorf("more than %d scans", maxJPEGScans)
+		}
+		if s, err = d.startScan(seg, scans); err != nil {
+			return err
+		}
+	}
+	for i := range d.comps {
+		if d.comps[i].qt == nil {
+			return errors.New("a component has no image data")
+		}
+	}
+	return d.emit(sink, d.idctStored)
 }
 
-// parse walks the markers, decoding every scan; with headerOnly it stops
-// after the frame header.
-func (d *jpegDecoder) parse(headerOnly bool) error {
-	scans := 0
+// kind names the coding process for messages.
+func (d *jpegDecoder) kind() string {
+	if d.progressive {
+		return "progressive"
+	}
+	return "multi-scan"
+}
+
+// coefBytes is the memory all components' coefficients take.
+func (d *jpegDecoder) coefBytes() int64 {
+	return d.blocks() * 64 * 2
+}
+
+// storedBlock returns block (bx, by) of c's coefficient store, allocating
+// its block row when first written.
+func (d *jpegDecoder) storedBlock(c *jpegComp, bx, by int) []int16 {
+	if c.coef == nil {
+		c.coef = make([][]int16, c.bh)
+	}
+	if c.coef[by] == nil {
+		c.coef[by] = make([]int16, c.bw*64)
+	}
+	return c.coef[by][bx*64:][:64]
+}
+
+// singlePass decodes a sequential scan holding every component, one MCU
+// row at a time as emit asks for them, then checks that the file ends as
+// libjpeg expects (the end marker, no further scan).
+func (d *jpegDecoder) singlePass(s *jpegScan, sink rowSink) error {
+	rows := make([][]int16, len(d.comps))
+	for i := range d.comps {
+		rows[i] = make([]int16, d.comps[i].bw*d.comps[i].v*64)
+	}
+	band := 0
+	block := func(c *jpegComp, bx, by int) []int16 {
+		i := (by-band*c.v)*c.bw + bx
+		return rows[c.index][i*64:][:64]
+	}
+	load := func(b int, ci int, slot []uint8, stride int) error {
+		if ci == 0 {
+			band = b
+			for i := range rows {
+				clear(rows[i])
+			}
+			per := s.mcusX // MCUs a band
+			if len(s.comps) == 1 {
+				per *= s.comps[0].v
+			}
+			if err := d.decodeMCUs(s, min((b+1)*per, s.total()), block); err != nil {
+				return err
+			}
+		}
+		c := &d.comps[ci]
+		for by := 0; by < c.v; by++ {
+			for bx := 0; bx < c.bw; bx++ {
+				idctBlock(rows[ci][(by*c.bw+bx)*64:][:64], c.qt, slot[by*8*stride+bx*8:], stride)
+			}
+		}
+		return nil
+	}
+	if err := d.emit(sink, load); err != nil {
+		return err
+	}
+	if err := d.decodeMCUs(s, s.total(), block); err != nil {
+		return err
+	}
+	seg, err := d.next()
+	if err != nil {
+		return err
+	}
+	if seg != nil {
+		return errors.New("a second scan in a single-scan JPEG")
+	}
+	return nil
+}
+
+// idctStored fills a band of component ci's samples from its stored
+// coefficients (rows never written are zero).
+func (d *jpegDecoder) idctStored(b int, ci int, slot []uint8, stride int) error {
+	c := &d.comps[ci]
+	var zero [64]int16
+	for by := 0; by < c.v; by++ {
+		var row []int16
+		if r := b*c.v + by; c.coef != nil && r < c.bh {
+			row = c.coef[r]
+		}
+		for bx := 0; bx < c.bw; bx++ {
+			coef := zero[:]
+			if row != nil {
+				coef = row[bx*64:][:64]
+			}
+			idctBlock(coef, c.qt, slot[by*8*stride+bx*8:], stride)
+		}
+	}
+	return nil
+}
+
+// next walks marker segments, applying tables and the frame header, up to
+// the next scan header, which it returns; nil at the end marker.
+func (d *jpegDecoder) next() ([]byte, error) {
 	for {
 		m := d.nextMarker()
 		switch {
 		case m == 0: // no EOI: Pillow reports such files as truncated too
-			return errJPEGTruncated
+			return nil, errJPEGTruncated
 		case m == 0xd9: // EOI
-			if scans == 0 {
-				return errors.New("no image data before the end marker")
-			}
-			return nil
+			return nil, nil
 		case m == 0xd8 || m == 0x01 || (m >= 0xd0 && m <= 0xd7):
 			d.pos += 2 // standalone markers
 			continue
 		}
 		seg, err := d.segment()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		switch {
 		case m == 0xc0 || m == 0xc1 || m == 0xc2:
 			if d.comps != nil {
-				return errors.New("more than one frame header")
+				return nil, errors.New("more than one frame header")
 			}
-			if err := d.frame(seg, m == 0xc2); err != nil {
-				return err
-			}
-			if headerOnly {
-				return nil
-			}
+			err = d.frame(seg, m == 0xc2)
 		case m == 0xc3 || (m >= 0xc5 && m <= 0xcf && m != 0xc8 && m != 0xcc):
-			return fmt.Errorf("%w: %s JPEGs are not supported", ErrUnsupported, sofName(m))
+			return nil, fmt.Errorf("%w: %s JPEGs are not supported", ErrUnsupported, sofName(m))
 		case m == 0xc4:
 			err = d.huffman(seg)
 		case m == 0xdb:
 			err = d.quant(seg)
 		case m == 0xdd:
 			if len(seg) < 2 {
-				return errors.New("bad restart interval segment")
+				return nil, errors.New("bad restart interval segment")
 			}
 			d.restart = int(binary.BigEndian.Uint16(seg))
 		case m == 0xe0:
@@ -319,21 +470,12 @@ func (d *jpegDecoder) parse(headerOnly bool) error {
 			}
 		case m == 0xda:
 			if d.comps == nil {
-				return errJPEGNoFrame
+				return nil, errJPEGNoFrame
 			}
-			// Every scan walks the whole image, so bound their number.
-			if scans++; scans > maxJPEGScans {
-				return fmt.Errorf("more than %d scans", maxJPEGScans)
-			}
-			if scans == 1 {
-				d.work = jpegWorkPerBlock*d.blocks() + jpegWorkPerByte*int64(len(d.data)-d.pos)
-			}
-			if err := d.scan(seg); err != nil {
-				return err
-			}
+			return seg, nil
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
 }
@@ -374,7 +516,7 @@ func (d *jpegDecoder) frame(seg []byte, progressive bool) error {
 	for i := range d.comps {
 		c := &d.comps[i]
 		p := seg[6+3*i:]
-		c.id, c.h, c.v, c.tq = int(p[0]), int(p[1]>>4), int(p[1]&15), int(p[2])
+		c.id, c.h, c.v, c.tq, c.index = int(p[0]), int(p[1]>>4), int(p[1]&15), int(p[2]), i
 		if c.h < 1 || c.h > 4 || c.v < 1 || c.v > 4 || c.tq > 3 {
 			return errors.New("bad component sampling or table in frame header")
 		}
@@ -399,16 +541,6 @@ func (d *jpegDecoder) blocks() int64 {
 		n += int64(c.bw) * int64(c.bh)
 	}
 	return n
-}
-
-// allocate gives every component its coefficient storage, once.
-func (d *jpegDecoder) allocate() {
-	for i := range d.comps {
-		c := &d.comps[i]
-		if c.coef == nil {
-			c.coef = make([]int16, c.bw*c.bh*64)
-		}
-	}
 }
 
 func (d *jpegDecoder) huffman(seg []byte) error {
@@ -467,34 +599,45 @@ func (d *jpegDecoder) quant(seg []byte) error {
 	return nil
 }
 
-// scan decodes one scan's entropy-coded data, leaving d.pos after it.
-func (d *jpegDecoder) scan(seg []byte) error {
+// jpegScan is a scan being decoded.
+type jpegScan struct {
+	comps          []*jpegComp
+	ss, se, ah, al int
+	mcusX, mcusY   int
+	br             *bitReader
+	mcu            int // next MCU to decode
+}
+
+func (s *jpegScan) total() int { return s.mcusX * s.mcusY }
+
+// startScan reads scan header number scans (from 1) and charges its work.
+func (d *jpegDecoder) startScan(seg []byte, scans int) (*jpegScan, error) {
 	if len(seg) < 1 {
-		return errors.New("bad scan header")
+		return nil, errors.New("bad scan header")
 	}
 	n := int(seg[0])
 	if n < 1 || n > 4 || len(seg) < 4+2*n {
-		return errors.New("bad scan header")
+		return nil, errors.New("bad scan header")
 	}
-	comps := make([]*jpegComp, n)
+	s := &jpegScan{comps: make([]*jpegComp, n)}
 	for i := 0; i < n; i++ {
 		id, tables := int(seg[1+2*i]), seg[2+2*i]
 		for j := range d.comps {
 			if d.comps[j].id == id {
-				comps[i] = &d.comps[j]
+				s.comps[i] = &d.comps[j]
 			}
 		}
-		c := comps[i]
+		c := s.comps[i]
 		if c == nil {
-			return fmt.Errorf("scan refers to unknown component %d", id)
+			return nil, fmt.Errorf("scan refers to unknown component %d", id)
 		}
 		c.dcTable, c.acTable = int(tables>>4), int(tables&15)
 		if c.dcTable > 3 || c.acTable > 3 {
-			return errors.New("bad Huffman table id in scan header")
+			return nil, errors.New("bad Huffman table id in scan header")
 		}
 		if c.qt == nil { // libjpeg latches the table at the first scan
 			if d.qt[c.tq] == nil {
-				return fmt.Errorf("missing quantization table %d", c.tq)
+				return nil, fmt.Errorf("missing quantization table %d", c.tq)
 			}
 			q := *d.qt[c.tq]
 			c.qt = &q
@@ -502,77 +645,98 @@ func (d *jpegDecoder) scan(seg []byte) error {
 		c.dcPred = 0
 	}
 	p := seg[1+2*n:]
-	ss, se, ah, al := int(p[0]), int(p[1]), int(p[2]>>4), int(p[2]&15)
+	s.ss, s.se, s.ah, s.al = int(p[0]), int(p[1]), int(p[2]>>4), int(p[2]&15)
 	if d.progressive {
-		if ss > se || se > 63 || al > 13 || (ss == 0 && se != 0) || (ss > 0 && n != 1) {
-			return errors.New("bad progressive scan parameters")
+		if s.ss > s.se || s.se > 63 || s.al > 13 || (s.ss == 0 && s.se != 0) || (s.ss > 0 && n != 1) {
+			return nil, errors.New("bad progressive scan parameters")
 		}
 	} else {
-		ss, se, ah, al = 0, 63, 0, 0
+		s.ss, s.se, s.ah, s.al = 0, 63, 0, 0
 	}
-	for _, c := range comps {
-		if (ss == 0 && ah == 0 && d.dc[c.dcTable] == nil) || (se > 0 && (ah == 0 || ss > 0) && d.ac[c.acTable] == nil) {
-			return errors.New("scan uses an undefined Huffman table")
+	for _, c := range s.comps {
+		if (s.ss == 0 && s.ah == 0 && d.dc[c.dcTable] == nil) || (s.se > 0 && (s.ah == 0 || s.ss > 0) && d.ac[c.acTable] == nil) {
+			return nil, errors.New("scan uses an undefined Huffman table")
 		}
 	}
-	d.allocate()
 	d.eobrun = 0
-	br := &bitReader{data: d.data, pos: d.pos}
+	s.br = &bitReader{data: d.data, pos: d.pos}
 
 	// Non-interleaved scans cover only the blocks inside the component.
-	mcusX, mcusY := d.mcusX, d.mcusY
+	s.mcusX, s.mcusY = d.mcusX, d.mcusY
 	if n == 1 {
-		c := comps[0]
-		mcusX = ((d.width*c.h+d.hmax-1)/d.hmax + 7) / 8
-		mcusY = ((d.height*c.v+d.vmax-1)/d.vmax + 7) / 8
+		c := s.comps[0]
+		s.mcusX = ((d.width*c.h+d.hmax-1)/d.hmax + 7) / 8
+		s.mcusY = ((d.height*c.v+d.vmax-1)/d.vmax + 7) / 8
 	}
-	total := mcusX * mcusY
-	blocks := int64(total)
+	if scans == 1 {
+		d.work = jpegWorkPerBlock*d.blocks() + jpegWorkPerByte*int64(len(d.data)-d.pos)
+	}
+	blocks := int64(s.total())
 	if n > 1 {
 		blocks = 0
-		for _, c := range comps {
-			blocks += int64(total * c.h * c.v)
+		for _, c := range s.comps {
+			blocks += int64(s.total() * c.h * c.v)
 		}
 	}
-	if d.work -= blocks * int64(se-ss+1); d.work < 0 {
-		return fmt.Errorf("the scans need more decoding work than a %d-byte file justifies (empty scans repeated?)", len(d.data))
+	if d.work -= blocks * int64(s.se-s.ss+1); d.work < 0 {
+		return nil, fmt.Errorf("the scans need more decoding work than a %d-byte file justifies (empty scans repeated?)", len(d.data))
 	}
-	for mcu := 0; mcu < total; mcu++ {
-		if d.restart > 0 && mcu > 0 && mcu%d.restart == 0 {
-			d.resync(br)
-			for _, c := range comps {
+	return s, nil
+}
+
+// decodeMCUs decodes the scan's MCUs up to end, into the blocks that
+// block returns (by component and block coordinates), leaving d.pos after
+// the scan's data once it is complete. As libjpeg does, MCUs after the
+// data ran out at a marker are left as they are, until the next restart.
+func (d *jpegDecoder) decodeMCUs(s *jpegScan, end int, block func(c *jpegComp, bx, by int) []int16) error {
+	for ; s.mcu < end; s.mcu++ {
+		if d.restart > 0 && s.mcu > 0 && s.mcu%d.restart == 0 {
+			d.resync(s.br)
+			for _, c := range s.comps {
 				c.dcPred = 0
 			}
 			d.eobrun = 0
 		}
-		mx, my := mcu%mcusX, mcu/mcusX
-		for _, c := range comps {
-			if n == 1 {
-				d.block(br, c, c.coef[(my*c.bw+mx)*64:][:64], ss, se, ah, al)
+		if s.br.insufficient() {
+			if s.br.truncated() {
+				return errJPEGTruncated
+			}
+			continue
+		}
+		mx, my := s.mcu%s.mcusX, s.mcu/s.mcusX
+		for _, c := range s.comps {
+			if len(s.comps) == 1 {
+				d.block(s.br, c, block(c, mx, my), s.ss, s.se, s.ah, s.al)
 				continue
 			}
 			for by := 0; by < c.v; by++ {
 				for bx := 0; bx < c.h; bx++ {
-					i := (my*c.v+by)*c.bw + mx*c.h + bx
-					d.block(br, c, c.coef[i*64:][:64], ss, se, ah, al)
+					d.block(s.br, c, block(c, mx*c.h+bx, my*c.v+by), s.ss, s.se, s.ah, s.al)
 				}
 			}
 		}
-		if br.truncated() {
+		if s.br.truncated() {
 			return errJPEGTruncated
 		}
 	}
-	d.pos = br.pos
+	if s.mcu == s.total() {
+		d.pos = s.br.pos
+	}
 	return nil
 }
 
 // resync moves past the restart marker expected between intervals.
+// When another marker stands there instead, libjpeg leaves it for later
+// and, if the data had already run out, keeps the next interval zero.
 func (d *jpegDecoder) resync(br *bitReader) {
+	stuck := br.insufficient()
 	d.pos = br.pos
+	rst := false
 	if m := d.nextMarker(); m >= 0xd0 && m <= 0xd7 {
 		d.pos += 2
+		rst = true
 	}
-	*br = bitReader{data: d.data, pos: d.pos}
+	*br = bitReader{data: d.data, pos: d.pos, stuck: stuck && !rst}
 }
 
 // block decodes one block's share of the current scan.

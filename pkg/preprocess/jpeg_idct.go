@@ -1,10 +1,5 @@
 package preprocess
 
-import (
-	"errors"
-	"image"
-)
-
 // Fixed-point constants of libjpeg's accurate integer IDCT (the
 // Loeffler-Ligtenberg-Moschytz algorithm, 13 fractional bits, 2 extra
 // bits kept between the passes).
@@ -124,52 +119,57 @@ func idct1D(i0, i1, i2, i3, i4, i5, i6, i7 int64) (t0, t1, t2, t3, t10, t11, t12
 	return
 }
 
-// planes runs the IDCT over every block, giving each component's samples
-// at its coded resolution (padded to whole MCUs).
-func (d *jpegDecoder) planes() [][]uint8 {
-	out := make([][]uint8, len(d.comps))
+// jpegBandLoader fills band b (8*v sample rows, stride apart) of
+// component ci's samples; emit calls it for every component of a band in
+// order.
+type jpegBandLoader func(b, ci int, slot []uint8, stride int) error
+
+// emit upsamples and colour-converts the components to what Pillow holds
+// after convert("RGB"), row by row into sink. Each component keeps a ring
+// of three bands of samples: fancy upsampling reads one chroma row above
+// and below, so at most the previous, current and next bands are in use.
+func (d *jpegDecoder) emit(sink rowSink, load jpegBandLoader) error {
+	w, h := d.width, d.height
+	n := len(d.comps)
+	const ring = 3
+	var loadErr error
+	loaded := 0 // bands loaded
+	bands := make([][]uint8, n)
+	planes := make([]*chroma, n)
+	rows, bufs := make([][]uint8, n), make([][]uint8, n)
 	for ci := range d.comps {
 		c := &d.comps[ci]
 		stride := c.bw * 8
-		p := make([]uint8, stride*c.bh*8)
-		for by := 0; by < c.bh; by++ {
-			for bx := 0; bx < c.bw; bx++ {
-				i := by*c.bw + bx
-				idctBlock(c.coef[i*64:i*64+64], c.qt, p[by*8*stride+bx*8:], stride)
-			}
-		}
-		out[ci] = p
-	}
-	return out
-}
-
-// toRGB upsamples and colour-converts the decoded components to what
-// Pillow holds after convert("RGB").
-func (d *jpegDecoder) toRGB() (*image.NRGBA, error) {
-	for i := range d.comps {
-		if d.comps[i].coef == nil || d.comps[i].qt == nil {
-			return nil, errors.New("a component has no image data")
-		}
-	}
-	planes := d.planes()
-	w, h := d.width, d.height
-	n := len(d.comps)
-	rows, bufs := make([][]uint8, n), make([][]uint8, n)
-	planeOf := make([]*chroma, n)
-	for ci := range d.comps {
-		c := &d.comps[ci]
-		planeOf[ci] = &chroma{pix: planes[ci], stride: c.bw * 8,
-			w: (w*c.h + d.hmax - 1) / d.hmax, h: (h*c.v + d.vmax - 1) / d.vmax}
-		bufs[ci] = make([]uint8, planeOf[ci].w*(d.hmax/c.h))
+		bandRows := 8 * c.v
+		bands[ci] = make([]uint8, ring*bandRows*stride)
+		planes[ci] = &chroma{w: (w*c.h + d.hmax - 1) / d.hmax, h: (h*c.v + d.vmax - 1) / d.vmax,
+			fetch: func(cy int) []uint8 {
+				b := cy / bandRows
+				for loadErr == nil && loaded <= b {
+					for cj := range d.comps {
+						cc := &d.comps[cj]
+						size := 8 * cc.v * cc.bw * 8
+						if loadErr = load(loaded, cj, bands[cj][loaded%ring*size:][:size], cc.bw*8); loadErr != nil {
+							break
+						}
+					}
+					loaded++
+				}
+				return bands[ci][(b%ring*bandRows+cy%bandRows)*stride:][:stride]
+			}}
+		bufs[ci] = make([]uint8, planes[ci].w*(d.hmax/c.h))
 	}
 	space := d.colorSpace()
-	out := newOpaque(w, h)
+	o := make([]uint8, 4*w)
+	cmyk := make([]uint8, 4*w)
 	for y := 0; y < h; y++ {
 		for ci := range d.comps {
 			c := &d.comps[ci]
-			rows[ci] = jpegUpsampleRow(planeOf[ci], d.hmax/c.h, d.vmax/c.v, y, bufs[ci])
+			rows[ci] = jpegUpsampleRow(planes[ci], d.hmax/c.h, d.vmax/c.v, y, bufs[ci])
 		}
-		o := out.Pix[y*out.Stride : y*out.Stride+4*w]
+		if loadErr != nil {
+			return loadErr
+		}
 		switch space {
 		case "L":
 			for x, v := range rows[0][:w] {
@@ -182,8 +182,9 @@ func (d *jpegDecoder) toRGB() (*image.NRGBA, error) {
 		case "YCbCr":
 			ycbcrRowToRGB(o, rows[0][:w], rows[1][:w], rows[2][:w])
 		case "CMYK", "YCCK":
+			// Pillow reads Adobe CMYK as "CMYK;I": the samples inverted.
 			for x := 0; x < w; x++ {
-				var k [4]uint8 // inverted, as Pillow's "CMYK;I" reading stores them
+				k := cmyk[4*x : 4*x+4]
 				if space == "YCCK" {
 					// libjpeg outputs C = 255 - R etc.; inverted that is R.
 					yy, u, v := int32(rows[0][x]), rows[1][x], rows[2][x]
@@ -194,15 +195,12 @@ func (d *jpegDecoder) toRGB() (*image.NRGBA, error) {
 					k[0], k[1], k[2] = 255-rows[0][x], 255-rows[1][x], 255-rows[2][x]
 				}
 				k[3] = 255 - rows[3][x]
-				nk := 255 - int(k[3])
-				for c := 0; c < 3; c++ {
-					t := int(k[c])*nk + 128
-					o[4*x+c] = uint8(nk - ((t>>8)+t)>>8)
-				}
 			}
+			cmykRow(o, cmyk)
 		}
+		sink.row(y, o)
 	}
-	return out, nil
+	return nil
 }
 
 // colorSpace guesses the colour space as libjpeg-turbo's

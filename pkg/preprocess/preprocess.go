@@ -83,11 +83,18 @@ func Read(r io.Reader, name string, opts Options) (*ops.Tensor, error) {
 	if err := opts.Transform.Validate(); err != nil {
 		return nil, fmt.Errorf("preprocess %s: %w", name, err)
 	}
-	img, err := Decode(r, opts)
+	in, err := readInput(r, opts)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", name, err)
 	}
-	return opts.Transform.Apply(img), nil
+	sink, err := newTransformSink(opts.Transform, in.w, in.h, in.orientation)
+	if err != nil {
+		return nil, fmt.Errorf("decode %s: %w", name, err)
+	}
+	if err := in.decode(sink); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", name, err)
+	}
+	return sink.finish(), nil
 }
 
 // imageExts are the extensions IsImageFile accepts, lower case.

@@ -139,7 +139,7 @@ func TestResizeMatchesPillow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			src := rasterOf(pattern(w, h))
+			src := pattern(w, h)
 			got := resizeRegion(src, ow, oh, 0, 0, ow, oh)
 			if got.w != shape[1] || got.h != shape[0] {
 				t.Fatalf("size %dx%d, Pillow %dx%d", got.w, got.h, shape[1], shape[0])

@@ -90,77 +90,47 @@ func clip8(v int32) uint8 {
 	return uint8(v)
 }
 
-// rgbImage is an 8-bit raster whose pixels start with R, G, B: step is 3
-// for packed RGB or 4 for the NRGBA images Decode returns (the only kind
-// the horizontal pass reads).
+// rgbImage is a packed 8-bit RGB raster.
 type rgbImage struct {
-	w, h, step, stride int
-	pix                []uint8
+	w, h, stride int
+	pix          []uint8
 }
 
 // newRGB allocates a packed RGB raster.
 func newRGB(w, h int) *rgbImage {
-	return &rgbImage{w: w, h: h, step: 3, stride: 3 * w, pix: make([]uint8, 3*w*h)}
+	return &rgbImage{w: w, h: h, stride: 3 * w, pix: make([]uint8, 3*w*h)}
 }
 
-// resizeRegion reproduces Pillow 9.4's Image.resize((outW, outH),
-// BILINEAR) on src, but computes only the output rectangle [x0,x1) x
-// [y0,y1), which must lie inside the output. Each output pixel depends only
-// on its own weights, so the region is bit-identical to cropping Pillow's
-// full result. Like Pillow, it runs a horizontal pass into an 8-bit
-// intermediate (only the rows the vertical pass reads), then a vertical
-// pass; a pass is skipped when its dimension keeps its size.
-func resizeRegion(src *rgbImage, outW, outH, x0, y0, x1, y1 int) *rgbImage {
-	if outW == src.w && outH == src.h {
-		return cropRGB(src, x0, y0, x1, y1)
-	}
-	var vk *kernel
-	rowLo, rowHi := y0, y1 // source rows the vertical pass reads
-	if outH != src.h {
-		vk = newKernel(src.h, outH, y0, y1)
-		rowLo = vk.start[0]
-		last := len(vk.start) - 1
-		rowHi = vk.start[last] + vk.taps[last]
-		for i := range vk.start {
-			vk.start[i] -= rowLo
+// mirror turns the kernel's input indices end for end, for an input of n
+// samples read in reverse.
+func (k *kernel) mirror(n int) {
+	for i := range k.start {
+		t := k.taps[i]
+		k.start[i] = n - k.start[i] - t
+		w := k.w[i*k.ksize : i*k.ksize+t]
+		for a, b := 0, t-1; a < b; a, b = a+1, b-1 {
+			w[a], w[b] = w[b], w[a]
 		}
 	}
-	var tmp *rgbImage
-	if outW != src.w {
-		tmp = newRGB(x1-x0, rowHi-rowLo)
-		horizontalPass(tmp, src, rowLo, newKernel(src.w, outW, x0, x1))
-	} else {
-		tmp = cropRGB(src, x0, rowLo, x1, rowHi)
-	}
-	if vk == nil {
-		return tmp
-	}
-	out := newRGB(tmp.w, y1-y0)
-	verticalPass(out, tmp, vk)
-	return out
 }
 
-// horizontalPass fills dst (packed, dst.w = number of kernel positions)
-// from rows [rowOff, rowOff+dst.h) of src, which has 4 bytes a pixel.
-func horizontalPass(dst, src *rgbImage, rowOff int, k *kernel) {
+// horizontalRow resamples one row: out (packed RGB, one pixel per kernel
+// position) from in (4 bytes a pixel).
+func horizontalRow(out, in []uint8, k *kernel) {
 	const half = 1 << (precisionBits - 1)
-	for y := 0; y < dst.h; y++ {
-		in := src.pix[(y+rowOff)*src.stride:]
-		out := dst.pix[y*dst.stride : (y+1)*dst.stride]
-		for x := 0; x < dst.w; x++ {
-			w := k.w[x*k.ksize : x*k.ksize+k.taps[x]]
-			p := in[k.start[x]*4 : (k.start[x]+len(w))*4]
-			s0, s1, s2 := int32(half), int32(half), int32(half)
-			for _, c := range w {
-				q := p[:3:len(p)]
-				s0 += int32(q[0]) * c
-				s1 += int32(q[1]) * c
-				s2 += int32(q[2]) * c
-				p = p[4:]
-			}
-			o := out[x*3 : x*3+3]
-			o[0], o[1], o[2] = clip8(s0), clip8(s1), clip8(s2)
+	for x := range len(out) / 3 {
+		w := k.w[x*k.ksize : x*k.ksize+k.taps[x]]
+		p := in[k.start[x]*4 : (k.start[x]+len(w))*4]
+		s0, s1, s2 := int32(half), int32(half), int32(half)
+		for _, c := range w {
+			q := p[:3:len(p)]
+			s0 += int32(q[0]) * c
+			s1 += int32(q[1]) * c
+			s2 += int32(q[2]) * c
+			p = p[4:]
 		}
+		o := out[x*3 : x*3+3]
+		o[0], o[1], o[2] = clip8(s0), clip8(s1), clip8(s2)
 	}
 }
 
@@ -186,18 +156,4 @@ func verticalPass(dst, src *rgbImage, k *kernel) {
 			out[j] = clip8(v)
 		}
 	}
-}
-
-// cropRGB copies the rectangle [x0,x1) x [y0,y1) of src into a packed
-// raster.
-func cropRGB(src *rgbImage, x0, y0, x1, y1 int) *rgbImage {
-	out := newRGB(x1-x0, y1-y0)
-	for y := y0; y < y1; y++ {
-		in := src.pix[y*src.stride+x0*src.step:]
-		o := out.pix[(y-y0)*out.stride:]
-		for x := 0; x < out.w; x++ {
-			o[3*x], o[3*x+1], o[3*x+2] = in[x*src.step], in[x*src.step+1], in[x*src.step+2]
-		}
-	}
-	return out
 }

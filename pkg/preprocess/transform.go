@@ -116,15 +116,16 @@ func (g Geometry) ToSource(x, y float64) (float64, float64) {
 // computes it, and returns a 3 x CropH x CropW tensor (CHW). Images other
 // than the *image.NRGBA that Decode returns are first converted to RGB as
 // Pillow's convert("RGB") would; alpha is ignored. The transform must be
-// valid (see Validate).
+// valid (see Validate); Apply panics if its working memory would exceed
+// the decoding budget, which only an absurd transform reaches.
 func (t Transform) Apply(img image.Image) *ops.Tensor {
-	src := rasterOf(img)
-	g := t.Geometry(src.w, src.h)
-	out := newTensorSink(t, g)
-	if !out.empty() {
-		out.fill(resizeRegion(src, g.ResizedW, g.ResizedH, out.x0, out.y0, out.x1, out.y1))
+	b := img.Bounds()
+	s, err := newTransformSink(t, b.Dx(), b.Dy(), 1)
+	if err != nil {
+		panic(err)
 	}
-	return out.t
+	rgbRows(img, s)
+	return s.finish()
 }
 
 // tensorSink is the output tensor of a transform, padded, with the part of
@@ -201,14 +202,4 @@ func normTable(opts Transform) *[3][256]float32 {
 		}
 	}
 	return &t
-}
-
-// rasterOf views an NRGBA image's pixels in place, or converts any other
-// image to packed RGB.
-func rasterOf(img image.Image) *rgbImage {
-	if m, ok := img.(*image.NRGBA); ok {
-		b := m.Rect
-		return &rgbImage{w: b.Dx(), h: b.Dy(), step: 4, stride: m.Stride, pix: m.Pix[m.PixOffset(b.Min.X, b.Min.Y):]}
-	}
-	return rasterOf(toNRGBA(img))
 }

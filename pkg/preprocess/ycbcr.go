@@ -14,12 +14,18 @@ type chroma struct {
 	pix    []uint8
 	stride int
 	w, h   int // samples covering the image, as libjpeg's downsampled_width/height
+	// fetch, when set, supplies the rows instead of pix (the JPEG
+	// decoder's window of decoded rows).
+	fetch func(cy int) []uint8
 }
 
 // row returns chroma row cy, clamped to the plane the way libjpeg and
 // libwebp replicate the first and last rows for context.
 func (c *chroma) row(cy int) []uint8 {
 	cy = max(0, min(cy, c.h-1))
+	if c.fetch != nil {
+		return c.fetch(cy)[:c.w]
+	}
 	return c.pix[cy*c.stride : cy*c.stride+c.w]
 }
 
@@ -47,7 +53,7 @@ func chromaPlanes(m *image.YCbCr, hs, vs int) (cb, cr *chroma) {
 	w := (b.Max.X+hs-1)/hs - b.Min.X/hs
 	h := (b.Max.Y+vs-1)/vs - b.Min.Y/vs
 	off := m.COffset(b.Min.X, b.Min.Y)
-	return &chroma{m.Cb[off:], m.CStride, w, h}, &chroma{m.Cr[off:], m.CStride, w, h}
+	return &chroma{pix: m.Cb[off:], stride: m.CStride, w: w, h: h}, &chroma{pix: m.Cr[off:], stride: m.CStride, w: w, h: h}
 }
 
 // jpegUpsampleRow returns the chroma of output row y at full horizontal
@@ -128,23 +134,23 @@ func clamp255(v int32) uint8 {
 	return uint8(v)
 }
 
-// jpegYCbCrToNRGBA converts decoded JPEG YCbCr to RGB as libjpeg-turbo
-// does with its default settings (fancy upsampling, integer conversion).
-func jpegYCbCrToNRGBA(m *image.YCbCr) *image.NRGBA {
+// jpegYCbCrRows converts YCbCr to RGB rows as libjpeg-turbo does with its
+// default settings (fancy upsampling, integer conversion).
+func jpegYCbCrRows(m *image.YCbCr, sink rowSink) {
 	b := m.Rect
 	w, h := b.Dx(), b.Dy()
 	hs, vs := subsampling(m.SubsampleRatio)
 	cb, cr := chromaPlanes(m, hs, vs)
 	dx, dy := b.Min.X-b.Min.X/hs*hs, b.Min.Y-b.Min.Y/vs*vs
-	out := newOpaque(w, h)
+	o := make([]uint8, 4*w)
 	cbRow, crRow := make([]uint8, cb.w*hs), make([]uint8, cr.w*hs)
 	for y := 0; y < h; y++ {
 		u := jpegUpsampleRow(cb, hs, vs, y+dy, cbRow)[dx:]
 		v := jpegUpsampleRow(cr, hs, vs, y+dy, crRow)[dx:]
 		yRow := m.Y[m.YOffset(b.Min.X, b.Min.Y+y):]
-		ycbcrRowToRGB(out.Pix[y*out.Stride:], yRow[:w], u[:w], v[:w])
+		ycbcrRowToRGB(o, yRow[:w], u[:w], v[:w])
+		sink.row(y, o)
 	}
-	return out
 }
 
 // ycbcrRowToRGB converts a row with libjpeg-turbo's integer YCbCr->RGB
@@ -198,22 +204,22 @@ func webpClip(v int) uint8 {
 	return 255
 }
 
-// webpYCbCrToNRGBA converts decoded lossy WebP (4:2:0) to RGB as libwebp
+// webpYCbCrRows converts decoded lossy WebP (4:2:0) to RGB rows as libwebp
 // does by default (fancy upsampling, 14-bit fixed-point conversion).
-func webpYCbCrToNRGBA(m *image.YCbCr) *image.NRGBA {
+func webpYCbCrRows(m *image.YCbCr, sink rowSink) {
 	if m.SubsampleRatio != image.YCbCrSubsampleRatio420 || m.Rect.Min != (image.Point{}) {
-		return jpegYCbCrToNRGBA(m)
+		jpegYCbCrRows(m, sink)
+		return
 	}
 	w, h := m.Rect.Dx(), m.Rect.Dy()
 	cb, cr := chromaPlanes(m, 2, 2)
-	out := newOpaque(w, h)
+	o := make([]uint8, 4*w)
 	uRow, vRow := make([]uint8, w), make([]uint8, w)
 	mulHi := func(v, c int) int { return v * c >> 8 }
 	for y := 0; y < h; y++ {
 		webpUpsampleRow(cb, y, w, uRow)
 		webpUpsampleRow(cr, y, w, vRow)
 		yRow := m.Y[y*m.YStride:]
-		o := out.Pix[y*out.Stride:]
 		for x := 0; x < w; x++ {
 			yy := mulHi(int(yRow[x]), 19077)
 			u, v := int(uRow[x]), int(vRow[x])
@@ -221,6 +227,6 @@ func webpYCbCrToNRGBA(m *image.YCbCr) *image.NRGBA {
 			o[4*x+1] = webpClip(yy - mulHi(u, 6419) - mulHi(v, 13320) + 8708)
 			o[4*x+2] = webpClip(yy + mulHi(u, 33050) - 17685)
 		}
+		sink.row(y, o)
 	}
-	return out
 }
