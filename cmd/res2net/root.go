@@ -78,6 +78,8 @@ and gives the same answers as PyTorch.
 		newInspectCmd(io),
 		newBenchCmd(io),
 		newServeCmd(io),
+		newExplainCmd(io),
+		newEmbedCmd(io),
 		newVersionCmd(io),
 	)
 	initCompletionCmd(root)
