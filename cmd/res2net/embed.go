@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/res2net/res2net/pkg/classify"
 	"github.com/res2net/res2net/pkg/embedding"
 	"github.com/spf13/cobra"
 )
@@ -20,7 +22,7 @@ type embedOptions struct {
 	Normalize bool
 	Similar   string // query image: list the nearest inputs instead
 	TopK      int
-	netFlags
+	Net       netFlags
 }
 
 func newEmbedCmd(io *ioStreams) *cobra.Command {
@@ -52,12 +54,12 @@ most similar to it by cosine similarity instead.`,
 	f.BoolVar(&opts.Normalize, "normalize", false, "scale each embedding to unit length")
 	f.StringVar(&opts.Similar, "similar", "", "query image: list the inputs most similar to it")
 	f.IntVarP(&opts.TopK, "topk", "k", 5, "with --similar: number of images to list")
-	opts.netFlags.register(f)
+	opts.Net.add(cmd)
 	return cmd
 }
 
 func (o *embedOptions) validate() error {
-	if err := o.netFlags.validate(); err != nil {
+	if err := o.Net.validate(); err != nil {
 		return err
 	}
 	if o.Similar != "" {
@@ -90,19 +92,18 @@ func runEmbed(ctx context.Context, opts *embedOptions) error {
 	if err := opts.validate(); err != nil {
 		return err
 	}
-	net, err := loadNetwork(ctx, opts.IO, opts.Weights, opts.Offline, opts.Quiet)
+	c, r, err := opts.Net.load(ctx, opts.IO)
 	if err != nil {
 		return err
 	}
-	net.Model.SetThreads(opts.Threads)
 	if opts.Similar != "" {
-		return runSimilar(ctx, opts, net)
+		return runSimilar(ctx, opts, c, r)
 	}
 	w, err := newEmbeddingWriter(opts)
 	if err != nil {
 		return err
 	}
-	failed, err := embedInputs(ctx, opts, net, expandInputs(opts.Inputs), func(it *item, v []float32) {
+	failed, err := embedInputs(ctx, opts, c, r, expandInputs(opts.Inputs), func(it *job, v []float32) {
 		if it.err == nil {
 			it.err = w.Write(it.name, v)
 		}
@@ -125,17 +126,17 @@ func runEmbed(ctx context.Context, opts *embedOptions) error {
 
 // embedInputs embeds the inputs in batches and calls done for each, in
 // input order, with its embedding (nil when it.err is set).
-func embedInputs(ctx context.Context, opts *embedOptions, net *network, inputs []input, done func(*item, []float32)) (int, error) {
-	pre := opts.decodeOptions()
-	rows := map[*item][]float32{}
-	load := func(it *item) {
+func embedInputs(ctx context.Context, opts *embedOptions, c *classify.Classifier, r *classify.Runner, inputs []input, done func(*job, []float32)) (int, error) {
+	pre := c.Transform()
+	rows := map[*job][]float32{}
+	load := func(it *job) {
 		var data []byte
 		if data, it.err = readInput(opts.IO, it.name); it.err == nil {
 			_, it.x, it.err = decodePhoto(data, it.name, pre)
 		}
 	}
-	run := func(good []*item) error {
-		feats, err := net.Model.Embed(tensors(good))
+	run := func(good []*job) error {
+		feats, err := r.Embed(images(good))
 		if err != nil {
 			return err
 		}
@@ -149,18 +150,17 @@ func embedInputs(ctx context.Context, opts *embedOptions, net *network, inputs [
 		}
 		return nil
 	}
-	return forBatches(ctx, inputs, opts.BatchSize, load, run, func(it *item) {
+	return forBatches(ctx, inputs, opts.Net.Run.BatchSize, load, run, func(it *job) {
 		done(it, rows[it])
 		delete(rows, it)
 	})
 }
 
-// embeddingWriter is an embedding.Writer on standard output or on files
-// written through temporaries, renamed into place only when complete.
+// embeddingWriter is an embedding.Writer on standard output, or on -o's
+// files, which appear only when complete.
 type embeddingWriter struct {
 	*embedding.Writer
-	files []*os.File // temporaries
-	final []string   // their final names
+	files []*outputFile // -o's file, and the .npy's file list
 }
 
 func newEmbeddingWriter(opts *embedOptions) (*embeddingWriter, error) {
@@ -173,23 +173,24 @@ func newEmbeddingWriter(opts *embedOptions) (*embeddingWriter, error) {
 		return &embeddingWriter{Writer: w}, err
 	}
 	format, _ := embedding.FormatOf(opts.Output) // validated
-	ew := &embeddingWriter{final: []string{opts.Output}}
+	names := []string{opts.Output}
 	if format == embedding.NPY {
-		ew.final = append(ew.final, strings.TrimSuffix(opts.Output, filepath.Ext(opts.Output))+".txt")
+		names = append(names, strings.TrimSuffix(opts.Output, filepath.Ext(opts.Output))+".txt")
 	}
-	for _, name := range ew.final {
-		f, err := os.CreateTemp(filepath.Dir(name), ".res2net-*"+filepath.Ext(name))
+	ew := &embeddingWriter{}
+	for _, name := range names {
+		f, err := createOutput(name)
 		if err != nil {
 			ew.abort()
-			return nil, fmt.Errorf("write %s: %w", name, err)
+			return nil, err
 		}
 		ew.files = append(ew.files, f)
 	}
-	var names *os.File
+	var list io.Writer
 	if len(ew.files) > 1 {
-		names = ew.files[1]
+		list = ew.files[1]
 	}
-	w, err := embedding.NewWriter(ew.files[0], format, names)
+	w, err := embedding.NewWriter(ew.files[0], format, list)
 	if err != nil {
 		ew.abort()
 		return nil, err
@@ -202,26 +203,21 @@ func newEmbeddingWriter(opts *embedOptions) (*embeddingWriter, error) {
 func (ew *embeddingWriter) close() error {
 	if err := ew.Writer.Close(); err != nil {
 		ew.abort()
-		return fmt.Errorf("write %s: %w", strings.Join(ew.final, ", "), err)
+		return err
 	}
-	for i, f := range ew.files {
-		err := f.Close()
-		if err == nil {
-			err = os.Rename(f.Name(), ew.final[i])
-		}
-		if err != nil {
+	for _, f := range ew.files {
+		if err := f.commit(); err != nil {
 			ew.abort()
-			return fmt.Errorf("write %s: %w", ew.final[i], err)
+			return err
 		}
 	}
 	return nil
 }
 
-// abort removes the temporaries.
+// abort removes the files not yet in place.
 func (ew *embeddingWriter) abort() {
 	for _, f := range ew.files {
-		f.Close()
-		os.Remove(f.Name())
+		discard(f)
 	}
 }
 
@@ -233,9 +229,9 @@ type neighbour struct {
 }
 
 // runSimilar embeds the query, then the inputs, and prints the nearest.
-func runSimilar(ctx context.Context, opts *embedOptions, net *network) error {
+func runSimilar(ctx context.Context, opts *embedOptions, c *classify.Classifier, r *classify.Runner) error {
 	var query []float32
-	if _, err := embedInputs(ctx, opts, net, []input{{path: opts.Similar}}, func(it *item, v []float32) {
+	if _, err := embedInputs(ctx, opts, c, r, expandInputs([]string{opts.Similar}), func(it *job, v []float32) {
 		query = v
 		if it.err != nil {
 			fmt.Fprintf(opts.IO.ErrOut, "res2net: query: %v\n", it.err)
@@ -248,7 +244,7 @@ func runSimilar(ctx context.Context, opts *embedOptions, net *network) error {
 	}
 	var names []string
 	var rows [][]float32
-	failed, err := embedInputs(ctx, opts, net, expandInputs(opts.Inputs), func(it *item, v []float32) {
+	failed, err := embedInputs(ctx, opts, c, r, expandInputs(opts.Inputs), func(it *job, v []float32) {
 		switch {
 		case it.err != nil:
 			fmt.Fprintf(opts.IO.ErrOut, "res2net: %v\n", it.err)
@@ -266,6 +262,7 @@ func runSimilar(ctx context.Context, opts *embedOptions, net *network) error {
 		return err
 	}
 	enc := json.NewEncoder(opts.IO.Out)
+	enc.SetEscapeHTML(false)
 	for i, m := range matches {
 		n := neighbour{Rank: i + 1, File: names[m.Index], Similarity: float32(m.Similarity)}
 		if opts.Format == "json" {
@@ -285,7 +282,7 @@ func runSimilar(ctx context.Context, opts *embedOptions, net *network) error {
 
 // sameFile reports whether two paths name the same file.
 func sameFile(a, b string) bool {
-	if a == "-" || b == "-" {
+	if a == stdinName || b == stdinName {
 		return false
 	}
 	fa, err := os.Stat(a)

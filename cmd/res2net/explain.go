@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/res2net/res2net/pkg/cam"
+	"github.com/res2net/res2net/pkg/classify"
 	"github.com/res2net/res2net/pkg/ops"
 	"github.com/res2net/res2net/pkg/preprocess"
 	"github.com/spf13/cobra"
@@ -27,7 +28,7 @@ type explainOptions struct {
 	Output  string // PNG file or folder, JSON file; "" for the defaults
 	Format  string // png or json
 	Opacity float64
-	netFlags
+	Net     netFlags
 }
 
 func newExplainCmd(io *ioStreams) *cobra.Command {
@@ -60,9 +61,9 @@ grid (7x7 at 224x224) to -o or standard output.`,
 	f := cmd.Flags()
 	f.StringVarP(&opts.Class, "class", "c", "", "class to explain, by index or label (default: each image's top-1)")
 	f.StringVarP(&opts.Output, "output", "o", "", "PNG file (one input) or folder; JSON file (default: standard output)")
-	f.StringVarP(&opts.Format, "format", "f", "png", "output format: png or json")
+	addFormat(cmd, &opts.Format, "png", "json")
 	f.Float64Var(&opts.Opacity, "opacity", cam.DefaultOpacity, "opacity of the colour map over the photo, 0 to 1")
-	opts.netFlags.register(f)
+	opts.Net.add(cmd)
 	return cmd
 }
 
@@ -76,13 +77,11 @@ type explanation struct {
 }
 
 func (o *explainOptions) validate() error {
-	if err := o.netFlags.validate(); err != nil {
+	if err := o.Net.validate(); err != nil {
 		return err
 	}
-	switch o.Format {
-	case "png", "json":
-	default:
-		return usageErrorf("--format must be png or json, got %q", o.Format)
+	if err := checkFormat(o.Format, "png", "json"); err != nil {
+		return err
 	}
 	if !(o.Opacity >= 0 && o.Opacity <= 1) {
 		return usageErrorf("--opacity must be between 0 and 1, got %v", o.Opacity)
@@ -102,38 +101,41 @@ func runExplain(ctx context.Context, opts *explainOptions) error {
 			return err
 		}
 	}
-	net, err := loadNetwork(ctx, opts.IO, opts.Weights, opts.Offline, opts.Quiet)
+	c, runner, err := opts.Net.load(ctx, opts.IO)
 	if err != nil {
 		return err
 	}
-	net.Model.SetThreads(opts.Threads)
 	class := -1
 	if opts.Class != "" {
-		if class, err = resolveClass(opts.Class, net.Labels); err != nil {
+		if class, err = resolveClass(opts.Class, c.Labels()); err != nil {
 			return err
 		}
 	}
 	var jsonOut *json.Encoder
-	closeOut := func() error { return nil }
+	var file *outputFile
 	if opts.Format == "json" {
-		var w io.Writer
-		if w, closeOut, err = createOutput(opts.IO, opts.Output); err != nil {
-			return err
+		var w io.Writer = opts.IO.Out
+		if opts.Output != "" && opts.Output != "-" {
+			if file, err = createOutput(opts.Output); err != nil {
+				return err
+			}
+			defer discard(file)
+			w = file
 		}
-		defer closeOut()
 		jsonOut = json.NewEncoder(w)
+		jsonOut.SetEscapeHTML(false)
 	}
-	pre := opts.decodeOptions()
+	pre := c.Transform()
 
-	results := map[*item]*explained{}
-	load := func(it *item) {
+	results := map[*job]*explained{}
+	load := func(it *job) {
 		var data []byte
 		if data, it.err = readInput(opts.IO, it.name); it.err == nil {
 			it.photo, it.x, it.err = decodePhoto(data, it.name, pre)
 		}
 	}
-	run := func(good []*item) error { return explainBatch(net, good, class, results) }
-	done := func(it *item) {
+	run := func(good []*job) error { return explainBatch(c, runner, good, class, results) }
+	done := func(it *job) {
 		if e := results[it]; it.err == nil {
 			if jsonOut != nil {
 				it.err = jsonOut.Encode(e.record)
@@ -147,12 +149,14 @@ func runExplain(ctx context.Context, opts *explainOptions) error {
 			fmt.Fprintf(opts.IO.ErrOut, "res2net: %v\n", it.err)
 		}
 	}
-	failed, err := forBatches(ctx, inputs, opts.BatchSize, load, run, done)
+	failed, err := forBatches(ctx, inputs, opts.Net.Run.BatchSize, load, run, done)
 	if err != nil {
 		return err
 	}
-	if err := closeOut(); err != nil {
-		return fmt.Errorf("write %s: %w", opts.Output, err)
+	if file != nil {
+		if err := file.commit(); err != nil {
+			return err
+		}
 	}
 	if failed > 0 {
 		return &silentError{fmt.Errorf("%d of the inputs could not be explained", failed)}
@@ -169,18 +173,19 @@ type explained struct {
 
 // explainBatch runs items through the network up to the last stage and
 // stores each one's map for class (-1: its top-1) in results.
-func explainBatch(net *network, items []*item, class int, results map[*item]*explained) error {
-	maps, err := net.Model.FeatureMaps(tensors(items))
+func explainBatch(cl *classify.Classifier, r *classify.Runner, jobs []*job, class int, results map[*job]*explained) error {
+	maps, err := r.FeatureMaps(images(jobs))
 	if err != nil {
 		return err
 	}
 	c, h, w := maps.Shape[1], maps.Shape[2], maps.Shape[3]
-	head := net.Net.Head()
-	for n, it := range items {
+	head := cl.Network().Head()
+	for n, it := range jobs {
 		fm := maps.Data[n*c*h*w : (n+1)*c*h*w]
 		pooled := make([]float32, c)
 		ops.GlobalAvgPool(pooled, fm, c, h*w)
-		logits := headLogits(net, pooled)
+		logits := make([]float32, head.Out)
+		head.Forward(logits, pooled)
 		probs := ops.Softmax(&ops.Tensor{Shape: []int{1, len(logits)}, Data: logits}).Data
 		k := class
 		if k < 0 {
@@ -195,7 +200,7 @@ func explainBatch(net *network, items []*item, class int, results map[*item]*exp
 			rows[y] = grid[y*w : (y+1)*w]
 		}
 		results[it] = &explained{
-			record: explanation{File: it.name, Class: k, Label: net.Labels[k], Probability: probs[k], CAM: rows},
+			record: explanation{File: it.name, Class: k, Label: cl.Labels()[k], Probability: probs[k], CAM: rows},
 			grid:   grid, gridH: h, gridW: w,
 		}
 	}
@@ -301,7 +306,7 @@ func (n *pngNamer) name(input string) string {
 		return n.file
 	}
 	stem := "stdin"
-	if input != "-" {
+	if input != stdinName {
 		stem = strings.TrimSuffix(filepath.Base(input), filepath.Ext(input))
 	}
 	p := filepath.Join(n.dir, stem+".cam.png")
@@ -312,15 +317,9 @@ func (n *pngNamer) name(input string) string {
 	return p
 }
 
-// createOutput opens path for writing, or standard output for "" or "-";
-// the returned function closes it.
-func createOutput(ios *ioStreams, path string) (io.Writer, func() error, error) {
-	if path == "" || path == "-" {
-		return ios.Out, func() error { return nil }, nil
+// discard removes an output file's temporary unless it was committed.
+func discard(f *outputFile) {
+	if f.tmp.Close() == nil {
+		os.Remove(f.tmp.Name())
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	return f, f.Close, nil
 }

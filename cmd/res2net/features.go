@@ -6,67 +6,55 @@ import (
 	"fmt"
 	"image"
 	"io"
-	"os"
-	"runtime"
 
+	"github.com/res2net/res2net/pkg/classify"
 	"github.com/res2net/res2net/pkg/ops"
 	"github.com/res2net/res2net/pkg/preprocess"
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 )
 
-// netFlags are the checkpoint, decoding and batching flags that explain,
-// embed and train-head share with predict.
+// netFlags are the flags explain, embed and train-head share with predict:
+// the model, how to run it and its transform.
 type netFlags struct {
-	Weights   string
-	Offline   bool
+	Model     modelFlags
+	Run       runFlags
+	Transform transformFlags
 	Quiet     bool
-	BatchSize int
-	Threads   int
-	NoOrient  bool
-	MaxPixels int64
 }
 
-func (f *netFlags) register(fs *pflag.FlagSet) {
-	fs.StringVarP(&f.Weights, "weights", "w", "", "checkpoint file (default: the cached published checkpoint)")
-	fs.BoolVar(&f.Offline, "offline", false, "never download; fail if the checkpoint is not cached")
-	fs.BoolVarP(&f.Quiet, "quiet", "q", false, "no download notice or progress bar")
-	fs.IntVarP(&f.BatchSize, "batch-size", "b", 8, "images per forward pass")
-	fs.IntVarP(&f.Threads, "threads", "t", runtime.NumCPU(), "CPU threads")
-	fs.BoolVar(&f.NoOrient, "no-orient", false, "ignore EXIF orientation")
-	fs.Int64Var(&f.MaxPixels, "max-pixels", preprocess.DefaultOptions().MaxPixels, "refuse images with more pixels than this")
+func (f *netFlags) add(cmd *cobra.Command) {
+	addQuiet(cmd, &f.Quiet)
+	f.Model.addLoad(cmd)
+	f.Run.add(cmd, 8)
+	f.Transform.add(cmd)
 }
 
 func (f *netFlags) validate() error {
-	switch {
-	case f.BatchSize < 1:
-		return usageErrorf("--batch-size must be at least 1, got %d", f.BatchSize)
-	case f.Threads < 1:
-		return usageErrorf("--threads must be at least 1, got %d", f.Threads)
-	case f.MaxPixels < 1:
-		return usageErrorf("--max-pixels must be at least 1, got %d", f.MaxPixels)
+	if err := f.Run.validate(); err != nil {
+		return err
 	}
-	return nil
+	return f.Transform.validate()
 }
 
-// decodeOptions is the checkpoint's evaluation transform with the
-// decoding flags applied.
-func (f *netFlags) decodeOptions() preprocess.Options {
-	pre := preprocess.DefaultOptions()
-	pre.Orient = !f.NoOrient
-	pre.MaxPixels = f.MaxPixels
-	return pre
+// load loads the classifier the flags name and a runner for it.
+func (f *netFlags) load(ctx context.Context, ios *ioStreams) (*classify.Classifier, *classify.Runner, error) {
+	c, err := loadClassifier(ctx, ios, &f.Model, f.Transform.options, f.Quiet)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, c.NewRunner(f.Run.threads()), nil
 }
 
 // maxInputBytes bounds what is read of one input into memory, as the
 // decoder bounds it.
 const maxInputBytes = 1 << 30
 
-// readInput returns the bytes of an input: a file, or standard input for
-// "-".
+// readInput returns the bytes of an input: a regular file, or standard
+// input for stdinName.
 func readInput(ios *ioStreams, name string) ([]byte, error) {
 	var r io.Reader = ios.In
-	if name != "-" {
-		f, err := os.Open(name)
+	if name != stdinName {
+		f, err := openImage(name)
 		if err != nil {
 			return nil, err
 		}
@@ -93,40 +81,32 @@ func decodePhoto(data []byte, name string, pre preprocess.Options) (*image.NRGBA
 	return img, pre.Transform.Apply(img), nil
 }
 
-// headLogits applies the classifier to pooled features: the logits the
-// network's Forward gives, without a second pass.
-func headLogits(net *network, pooled []float32) []float32 {
-	head := net.Net.Head()
-	logits := make([]float32, head.Out)
-	head.Forward(logits, pooled)
-	return logits
-}
-
-// item is one input on its way through the network.
-type item struct {
+// job is one input on its way through explain, embed or train-head.
+type job struct {
 	name  string
+	data  []byte       // the file's bytes, for train-head's cache key
 	photo *image.NRGBA // as decoded, for explain's overlay
-	x     *ops.Tensor  // the network's input; nil once batched
+	x     *ops.Tensor  // the network's input; nil once run
 	err   error
 }
 
-// forBatches loads the inputs in order with load (which sets the item's
-// tensor or error), hands each batch of size successfully loaded items to
-// run, and then passes every item of the batch, failed ones included, to
-// done, so results come out in input order. It returns how many items
-// failed (load, run per item, or done), and stops early on an error from
-// run or on cancellation.
-func forBatches(ctx context.Context, inputs []input, size int, load func(*item), run func([]*item) error, done func(*item)) (failed int, err error) {
-	var batch, good []*item
+// forBatches loads the inputs in order with load (which sets the job's
+// tensor, or its error), hands each batch of size loaded jobs to run, and
+// then passes every job of the batch, failed ones included, to done, so
+// results come out in input order. It returns how many jobs failed (in
+// load, run or done), and stops early on an error from run or on
+// cancellation.
+func forBatches(ctx context.Context, inputs []input, size int, load func(*job), run func([]*job) error, done func(*job)) (failed int, err error) {
+	var batch, good []*job
 	flush := func() error {
 		if len(good) > 0 {
 			if err := run(good); err != nil {
 				return err
 			}
 		}
-		for _, it := range batch {
-			done(it)
-			if it.err != nil {
+		for _, j := range batch {
+			done(j)
+			if j.err != nil {
 				failed++
 			}
 		}
@@ -137,13 +117,13 @@ func forBatches(ctx context.Context, inputs []input, size int, load func(*item),
 		if err := ctx.Err(); err != nil {
 			return failed, err
 		}
-		it := &item{name: in.path, err: in.err}
-		if it.err == nil {
-			load(it)
+		j := &job{name: in.name, err: in.err}
+		if j.err == nil {
+			load(j)
 		}
-		batch = append(batch, it)
-		if it.err == nil {
-			good = append(good, it)
+		batch = append(batch, j)
+		if j.err == nil && j.x != nil {
+			good = append(good, j)
 		}
 		if len(good) == size {
 			if err := flush(); err != nil {
@@ -154,14 +134,11 @@ func forBatches(ctx context.Context, inputs []input, size int, load func(*item),
 	return failed, flush()
 }
 
-// tensors copies the items' same-shaped C x H x W input tensors into one
-// N x C x H x W batch and drops them from the items.
-func tensors(items []*item) *ops.Tensor {
-	per := ops.NumElements(items[0].x.Shape)
-	batch := ops.New(append([]int{len(items)}, items[0].x.Shape...)...)
-	for i, it := range items {
-		copy(batch.Data[i*per:], it.x.Data)
-		it.x = nil
+// images returns the jobs' input tensors and drops them from the jobs.
+func images(jobs []*job) []*ops.Tensor {
+	xs := make([]*ops.Tensor, len(jobs))
+	for i, j := range jobs {
+		xs[i], j.x = j.x, nil
 	}
-	return batch
+	return xs
 }

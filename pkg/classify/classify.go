@@ -199,6 +199,42 @@ func (r *Runner) Logits(images []*ops.Tensor) (*ops.Tensor, error) {
 	if len(images) == 0 {
 		return ops.New(0, r.c.Config().Classes), nil
 	}
+	x, err := r.stack(images)
+	if err != nil {
+		return nil, err
+	}
+	return r.Forward(x)
+}
+
+// Embed is Logits without the head: the N x Features pooled features the
+// classifier sees.
+func (r *Runner) Embed(images []*ops.Tensor) (*ops.Tensor, error) {
+	if len(images) == 0 {
+		return ops.New(0, r.c.net.Features()), nil
+	}
+	x, err := r.stack(images)
+	if err != nil {
+		return nil, err
+	}
+	return r.run.Embed(x)
+}
+
+// FeatureMaps returns the last stage's N x Features x h x w output for
+// images, before pooling (class activation maps are computed from it).
+func (r *Runner) FeatureMaps(images []*ops.Tensor) (*ops.Tensor, error) {
+	if len(images) == 0 {
+		return nil, errors.New("classify: no images")
+	}
+	x, err := r.stack(images)
+	if err != nil {
+		return nil, err
+	}
+	return r.run.FeatureMaps(x)
+}
+
+// stack copies images (at least one) into the batch tensor, which reuses
+// the runner's memory.
+func (r *Runner) stack(images []*ops.Tensor) (*ops.Tensor, error) {
 	shape := images[0].Shape
 	per := ops.NumElements(shape)
 	for i, im := range images {
@@ -213,7 +249,7 @@ func (r *Runner) Logits(images []*ops.Tensor) (*ops.Tensor, error) {
 	for i, im := range images {
 		copy(x.Data[i*per:], im.Data)
 	}
-	return r.Forward(x)
+	return x, nil
 }
 
 // Classify runs images as one batch and returns each one's top-k

@@ -62,6 +62,7 @@ func NewWriter(w io.Writer, format Format, names io.Writer) (*Writer, error) {
 	switch format {
 	case JSONL:
 		ew.enc = json.NewEncoder(w)
+		ew.enc.SetEscapeHTML(false) // file names as they are: <stdin>, a&b.jpg
 	case CSV:
 		ew.csv = csv.NewWriter(w)
 	case NPY:

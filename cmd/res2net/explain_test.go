@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/res2net/res2net/internal/npy"
+	"github.com/res2net/res2net/pkg/ops"
+)
+
+const beyondDir = "../../testdata/beyond"
+
+// beyondPhotos are the photos scripts/make_beyond_fixtures.py computed
+// PyTorch's maps and features for, with their fixture stems.
+var beyondPhotos = []struct{ file, stem string }{
+	{"astronaut.jpg", "astronaut"},
+	{"chelsea.palette.png", "chelsea.palette"},
+	{"coffee.png", "coffee"},
+	{"camera.grey.png", "camera.grey"},
+	{"rocket.lossy.webp", "rocket.lossy"},
+}
+
+func testNet() netFlags {
+	return netFlags{Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 2, Threads: 2}, Transform: transformFlags{NoOrient: true}, Quiet: true}
+}
+
+// TestExplainMatchesPyTorch compares the JSON grids with PyTorch's maps
+// (last-stage features times the head's weights): the top-1 class by
+// default, and a chosen one with --class.
+func TestExplainMatchesPyTorch(t *testing.T) {
+	for _, class := range []string{"", "3", "chain saw"} {
+		t.Run("class="+class, func(t *testing.T) {
+			ios, out, errOut := testIO("")
+			opts := &explainOptions{IO: ios, Format: "json", Class: class, Opacity: 0.5, Net: testNet()}
+			for _, p := range beyondPhotos {
+				opts.Inputs = append(opts.Inputs, filepath.Join(photosDir, p.file))
+			}
+			if err := runExplain(context.Background(), opts); err != nil {
+				t.Fatalf("%v\n%s", err, errOut)
+			}
+			dec := json.NewDecoder(out)
+			for _, p := range beyondPhotos {
+				var e explanation
+				if err := dec.Decode(&e); err != nil {
+					t.Fatalf("%s: %v", p.file, err)
+				}
+				if e.File != filepath.Join(photosDir, p.file) {
+					t.Fatalf("result for %s, want %s (input order)", e.File, p.file)
+				}
+				cams, err := npy.Read(filepath.Join(beyondDir, p.stem+".cams.npy"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := 0
+				switch class {
+				case "":
+					want = topClass(t, p.stem)
+				default:
+					want = 3 // "chain saw" is Imagenette class 3
+				}
+				if e.Class != want || e.Label != imagenette[want] {
+					t.Fatalf("%s: class %d %q, want %d %q", p.file, e.Class, e.Label, want, imagenette[want])
+				}
+				h, w := cams.Shape[1], cams.Shape[2]
+				grid := cams.Data[want*h*w : (want+1)*h*w]
+				tol := 1e-4 * math.Max(1, maxAbsOf(grid))
+				if len(e.CAM) != h || len(e.CAM[0]) != w {
+					t.Fatalf("%s: grid %dx%d, want %dx%d", p.file, len(e.CAM), len(e.CAM[0]), h, w)
+				}
+				for y := range h {
+					for x := range w {
+						if d := math.Abs(float64(e.CAM[y][x] - grid[y*w+x])); d > tol {
+							t.Fatalf("%s: cell (%d, %d) = %v, PyTorch %v", p.file, x, y, e.CAM[y][x], grid[y*w+x])
+						}
+					}
+				}
+				if !(e.Probability > 0 && e.Probability <= 1) {
+					t.Errorf("%s: probability %v", p.file, e.Probability)
+				}
+			}
+		})
+	}
+}
+
+// imagenette are the published classes, which the tiny checkpoint gets
+// because it has as many.
+var imagenette = []string{"tench", "English springer", "cassette player", "chain saw", "church",
+	"French horn", "garbage truck", "gas pump", "golf ball", "parachute"}
+
+// topClass is PyTorch's top-1 for a fixture photo, from the shipped logits.
+func topClass(t *testing.T, stem string) int {
+	t.Helper()
+	base, _, _ := strings.Cut(stem, ".")
+	logits, err := npy.Read(filepath.Join(photosDir, base+".logits.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ops.TopK(logits.Data, 1)[0]
+}
+
+func maxAbsOf(v []float32) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = math.Max(m, math.Abs(float64(x)))
+	}
+	return m
+}
+
+// TestExplainPNG checks the pictures: one per input, the size of the
+// original photo, coloured inside the network's view and dimmed outside,
+// named after the inputs in the -o folder; a failed input is reported and
+// the others still drawn.
+func TestExplainPNG(t *testing.T) {
+	dir := t.TempDir()
+	ios, _, errOut := testIO("")
+	chelsea := filepath.Join(photosDir, "chelsea.palette.png")
+	opts := &explainOptions{IO: ios, Format: "png", Opacity: 0.5, Net: testNet(), Output: filepath.Join(dir, "maps") + "/",
+		Inputs: []string{chelsea, filepath.Join(photosDir, "missing.jpg"), filepath.Join(photosDir, "astronaut.jpg"), filepath.Join(photosDir, "astronaut.progressive.jpg")}}
+	err := runExplain(context.Background(), opts)
+	if err == nil || !strings.Contains(errOut.String(), "missing.jpg") {
+		t.Fatalf("error %v, stderr %q: want the missing file reported", err, errOut)
+	}
+	for _, name := range []string{"chelsea.palette.cam.png", "astronaut.cam.png", "astronaut.progressive.cam.png"} {
+		if _, err := os.Stat(filepath.Join(dir, "maps", name)); err != nil {
+			t.Errorf("no %s: %v", name, err)
+		}
+	}
+	f, err := os.Open(filepath.Join(dir, "maps", "chelsea.palette.cam.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// chelsea is 348x232: resized to 348x232 (shorter side 232), the
+	// 224x224 crop starts at x = 62. Its left edge is outside: dimmed.
+	if b := img.Bounds(); b.Dx() != 348 || b.Dy() != 232 {
+		t.Fatalf("picture %v, want the photo's 348x232", b)
+	}
+	orig, err := os.Open(chelsea)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	photo, err := png.Decode(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lum := func(x, y int, fromPhoto bool) float64 {
+		src := img
+		if fromPhoto {
+			src = photo
+		}
+		r, g, b, _ := src.At(x, y).RGBA()
+		return float64(r+g+b) / 3
+	}
+	for _, y := range []int{10, 100, 200} {
+		if got, was := lum(20, y, false), lum(20, y, true); got > 0.5*was+300 {
+			t.Errorf("pixel (20, %d) outside the crop not dimmed: %v from %v", y, got, was)
+		}
+	}
+	// Inside, the picture is neither the photo nor grey.
+	changed := 0
+	for y := 0; y < 232; y += 8 {
+		for x := 70; x < 280; x += 8 {
+			r, g, b, _ := img.At(x, y).RGBA()
+			pr, pg, pb, _ := photo.At(x, y).RGBA()
+			if r != pr || g != pg || b != pb {
+				changed++
+			}
+		}
+	}
+	if changed < 500 {
+		t.Errorf("only %d sampled pixels inside the crop changed", changed)
+	}
+}
+
+func TestExplainSingleOutput(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "why.png")
+	ios, _, errOut := testIO("")
+	opts := &explainOptions{IO: ios, Format: "png", Opacity: 0.5, Net: testNet(), Output: out,
+		Inputs: []string{filepath.Join(photosDir, "coffee.png")}}
+	if err := runExplain(context.Background(), opts); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
+		t.Fatalf("no picture at -o: %v", err)
+	}
+}
+
+// TestBeyondUsage checks the usage errors (exit status 2) of explain,
+// embed and train-head.
+func TestBeyondUsage(t *testing.T) {
+	photo := filepath.Join(photosDir, "coffee.png")
+	tests := []struct {
+		name string
+		args []string
+		err  string
+	}{
+		{"format", []string{"explain", "-w", tinyWeights, "--format", "gif", photo}, "--format"},
+		{"opacity", []string{"explain", "-w", tinyWeights, "--opacity", "2", photo}, "--opacity"},
+		{"class label", []string{"explain", "-w", tinyWeights, "--class", "zebra", photo}, "zebra"},
+		{"class index", []string{"explain", "-w", tinyWeights, "--class", "10", photo}, "outside [0, 10)"},
+		{"embed extension", []string{"embed", "-w", tinyWeights, "-o", "x.txt", photo}, "unknown embedding format"},
+		{"embed format with -o", []string{"embed", "-w", tinyWeights, "-o", "x.npy", "-f", "csv", photo}, "--format"},
+		{"embed format", []string{"embed", "-w", tinyWeights, "-f", "xml", photo}, "--format"},
+		{"similar topk", []string{"embed", "-w", tinyWeights, "--similar", photo, "-k", "0", photo}, "--topk"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("RES2NET_HOME", t.TempDir())
+			ios, _, errOut := testIO("")
+			if code := execute(context.Background(), ios, tt.args); code != 2 || !strings.Contains(errOut.String(), tt.err) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errOut, tt.err)
+			}
+		})
+	}
+}
