@@ -3,10 +3,13 @@
 
 Run from the repository root: /usr/bin/python3 scripts/make_weights_fixtures.py
 
-Every case is saved by torch.save itself (legacy and/or zip format), so the
-Go loader is tested against real PyTorch output. expected.json records, for
-each fixture that loads, the keys in order with the shape and float32
-values PyTorch reports (t.float().contiguous()), num_batches_tracked left out.
+Every torch case is saved by torch.save itself (legacy and/or zip format),
+so the Go loader is tested against real PyTorch output. The safetensors
+cases are written by save_safetensors below, from the format's
+specification (the safetensors package is not installed here).
+expected.json records, for each fixture that loads, the keys in order with
+the shape and float32 values PyTorch reports (t.float().contiguous()),
+num_batches_tracked left out.
 """
 import collections
 import io
@@ -23,7 +26,10 @@ sys.dont_write_bytecode = True  # keep scripts/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_fixtures import save_legacy  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pkg", "weights", "testdata")
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pkg", "checkpoint", "testdata")
+
+SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+                      torch.float64: "F64", torch.int64: "I64"}
 
 
 def small_net_state():
@@ -75,6 +81,33 @@ def save(name, obj, legacy):
         save_legacy(obj, path)  # byte-stable storage keys
     else:
         torch.save(obj, path)
+
+
+def save_safetensors(path, tensors, metadata=None, data_order=None):
+    """Writes tensors as safetensors: an 8-byte little-endian header length,
+    the JSON header (entries in the dict's order, padded with spaces to a
+    multiple of 8 bytes as the Rust library does), then each tensor's
+    little-endian bytes, in data_order (default: the dict's order)."""
+    assert sys.byteorder == "little"
+    header, blobs, offset = {}, {}, 0
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for k in data_order or list(tensors):
+        v = tensors[k].contiguous()
+        blobs[k] = v.reshape(-1).view(torch.uint8).numpy().tobytes()
+    offsets = {}
+    for k in data_order or list(tensors):
+        offsets[k] = [offset, offset + len(blobs[k])]
+        offset += len(blobs[k])
+    for k, v in tensors.items():
+        header[k] = {"dtype": SAFETENSORS_DTYPES[v.dtype], "shape": list(v.shape), "data_offsets": offsets[k]}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-(8 + len(text)) % 8)
+    with open(os.path.join(OUT, path), "wb") as f:
+        f.write(len(text).to_bytes(8, "little"))
+        f.write(text)
+        for k in data_order or list(tensors):
+            f.write(blobs[k])
 
 
 def element_sizes(path):
@@ -154,6 +187,17 @@ def main():
 
     big_endian_copy(os.path.join(OUT, "net_zip.pth"), os.path.join(OUT, "net_bigendian_zip.pth"))
     record(expected, "net_bigendian_zip.pth", sd)
+
+    # safetensors: header in state-dict order, data in reverse order,
+    # num_batches_tracked as I64, metadata.
+    save_safetensors("net.safetensors", sd, metadata={"format": "pt", "source": "make_weights_fixtures.py"},
+                     data_order=list(sd)[::-1])
+    record(expected, "net.safetensors", sd)
+    dtypes = [torch.float16, torch.bfloat16, torch.float64, torch.float32]
+    mixed = collections.OrderedDict(
+        (k, v.to(dtypes[i % len(dtypes)]) if v.is_floating_point() else v) for i, (k, v) in enumerate(sd.items()))
+    save_safetensors("module_mixed.safetensors", collections.OrderedDict(("module." + k, v) for k, v in mixed.items()))
+    record(expected, "module_mixed.safetensors", mixed)
 
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, sort_keys=True)

@@ -1,12 +1,14 @@
 // Package checkpoint reads the files model weights are published in into
-// float32 tensors.
+// float32 tensors, and writes safetensors files.
 //
-// Load reads both serialisations torch.save produces: the legacy format
+// Load reads both serialisations torch.save produces, the legacy format
 // (a sequence of pickles followed by the raw storages, which the published
-// checkpoint uses) and the zip format of PyTorch 1.6 and later. It parses
-// untrusted files defensively: every size read from the file is checked
-// against what the file can hold before memory is allocated for it, and
-// malformed input yields an error, never a panic.
+// Holocron checkpoint uses) and the zip format of PyTorch 1.6 and later,
+// and Hugging Face's safetensors, which timm's hub weights use; it tells
+// them apart by their content. It parses untrusted files defensively:
+// every size read from the file is checked against what the file can hold
+// before memory is allocated for it, the work a file can cause is bounded
+// by its size, and malformed input yields an error, never a panic.
 package checkpoint
 
 import (
@@ -24,9 +26,9 @@ import (
 // Errors that classify why a file could not be loaded; test for them with
 // errors.Is. The messages returned by Load add the path and the details.
 var (
-	// ErrNotCheckpoint reports a file that is not a PyTorch checkpoint at
-	// all (empty, a directory, random bytes, some other pickle).
-	ErrNotCheckpoint = errors.New("not a PyTorch checkpoint")
+	// ErrNotCheckpoint reports a file that is not a checkpoint at all
+	// (empty, a directory, random bytes, some other pickle).
+	ErrNotCheckpoint = errors.New("not a PyTorch or safetensors checkpoint")
 	// ErrTruncated reports a file that ends before the data it announces.
 	ErrTruncated = errors.New("truncated checkpoint")
 	// ErrCorrupt reports a checkpoint whose parts are inconsistent (a
@@ -47,8 +49,8 @@ var (
 
 // Checkpoint is a state dict read from a file.
 type Checkpoint struct {
-	// Format is "legacy" (torch.save with _use_new_zipfile_serialization=False)
-	// or "zip" (the default since PyTorch 1.6).
+	// Format is "legacy" (torch.save with _use_new_zipfile_serialization=False),
+	// "zip" (the default since PyTorch 1.6) or "safetensors".
 	Format string
 	// Tensors maps each key to its contiguous float32 values; float16,
 	// bfloat16 and float64 tensors are converted. The num_batches_tracked
@@ -63,11 +65,14 @@ type Checkpoint struct {
 	// NonFinite lists, in file order, the keys of the tensors holding NaN
 	// or infinite values.
 	NonFinite []string
+	// Metadata is the "__metadata__" entry of a safetensors file (nil when
+	// the file has none, and for the torch formats).
+	Metadata map[string]string
 }
 
-// Load reads the checkpoint at path. It unwraps a state dict saved as
-// {"model": sd} or {"state_dict": sd} and removes the "module." prefix
-// nn.DataParallel adds to every key.
+// Load reads the checkpoint at path. It unwraps a torch state dict saved
+// as {"model": sd} or {"state_dict": sd} and removes the "module." prefix
+// nn.DataParallel adds to every key (in every format).
 func Load(path string) (*Checkpoint, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -105,6 +110,8 @@ func Read(r io.ReaderAt, size int64) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%w: the file ends inside the zip signature", ErrTruncated)
 	case len(head) >= 262 && string(head[257:262]) == "ustar":
 		return nil, ErrTarFormat
+	case isSafetensors(head):
+		return readSafetensors(r, size)
 	}
 	return readLegacy(r, size)
 }

@@ -42,8 +42,11 @@ func TestLoadMatchesPyTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantFormat := "zip"
-			if strings.Contains(name, "legacy") {
+			switch {
+			case strings.Contains(name, "legacy"):
 				wantFormat = "legacy"
+			case strings.HasSuffix(name, ".safetensors"):
+				wantFormat = "safetensors"
 			}
 			if ck.Format != wantFormat {
 				t.Errorf("Format = %q, want %q", ck.Format, wantFormat)

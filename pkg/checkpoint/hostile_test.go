@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -29,20 +28,19 @@ const (
 // error is want with msg in it and the read stayed within the bounds.
 func readBounded(t *testing.T, data []byte, want error, msg string) {
 	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
+	var ck *Checkpoint
+	var err error
 	start := time.Now()
-	ck, err := Read(bytes.NewReader(data), int64(len(data)))
+	alloc := allocated(func() { ck, err = Read(bytes.NewReader(data), int64(len(data))) })
 	took := time.Since(start)
-	runtime.ReadMemStats(&after)
 	if err == nil {
 		t.Fatalf("Read succeeded with %d tensors", len(ck.Tensors))
 	}
 	if !errors.Is(err, want) || !strings.Contains(err.Error(), msg) {
 		t.Errorf("error %q, want %v mentioning %q", err, want, msg)
 	}
-	if d := after.TotalAlloc - before.TotalAlloc; d > hostileMaxAlloc {
-		t.Errorf("allocated %d MB", d>>20)
+	if alloc > hostileMaxAlloc {
+		t.Errorf("allocated %d MB", alloc>>20)
 	}
 	if took > hostileMaxTime {
 		t.Errorf("took %v", took)
@@ -161,13 +159,11 @@ func TestHostileOpcodeBudget(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			data := zipPickle(t, pkl)
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			_, err := Read(bytes.NewReader(data), int64(len(data)))
-			runtime.ReadMemStats(&after)
+			var err error
+			alloc := allocated(func() { _, err = Read(bytes.NewReader(data), int64(len(data))) })
 			checkLoaded(t, nil, err, 0)
-			if d := after.TotalAlloc - before.TotalAlloc; d > maxAlloc {
-				t.Errorf("%d-byte file: allocated %d MB", len(data), d>>20)
+			if alloc > maxAlloc {
+				t.Errorf("%d-byte file: allocated %d MB", len(data), alloc>>20)
 			}
 		})
 	}

@@ -67,7 +67,7 @@ func readLegacy(r io.ReaderAt, size int64) (*Checkpoint, error) {
 		if len(head) < len(legacyMagicPickle) && bytes.HasPrefix(legacyMagicPickle, head) {
 			return nil, fmt.Errorf("%w: the file ends inside the magic number", ErrTruncated)
 		}
-		return nil, fmt.Errorf("%w: neither a zip archive nor a legacy torch file (it starts with %q)", ErrNotCheckpoint, head[:min(len(head), 8)])
+		return nil, fmt.Errorf("%w: neither a zip archive, a legacy torch file nor safetensors (it starts with %q)", ErrNotCheckpoint, head[:min(len(head), 8)])
 	}
 	if n, ok := magic.(*big.Int); !ok || n.Cmp(legacyMagic) != 0 {
 		return nil, fmt.Errorf("%w: a pickle, but without the torch magic number", ErrNotCheckpoint)

@@ -55,22 +55,15 @@ func stateDict(obj any) ([]entry, error) {
 		}
 		items = inner
 	}
-	prefix := "module."
-	for _, it := range items {
-		if !strings.HasPrefix(it.key, prefix) {
-			prefix = ""
-			break
-		}
-	}
+	prefix := sharedPrefix(len(items), func(i int) string { return items[i].key })
 	var out []entry
 	for _, it := range items {
-		key := strings.TrimPrefix(it.key, prefix)
+		key := it.key[len(prefix):]
 		t, ok := it.value.(*tensorRef)
 		switch {
 		case !ok:
 			return nil, fmt.Errorf("%w: %q holds %s, not a tensor", ErrNotStateDict, key, describe(it.value))
-		case strings.HasSuffix(key, "num_batches_tracked"):
-			// An int64 counter of BatchNorm training steps; inference never uses it.
+		case isBatchCounter(key):
 		case t.storage.dtype.decode == nil:
 			return nil, fmt.Errorf("%w: tensor %q has dtype %s; only float32, float16, bfloat16 and float64 can be loaded",
 				ErrUnsupported, key, t.storage.dtype.name)
@@ -83,6 +76,25 @@ func stateDict(obj any) ([]entry, error) {
 	}
 	return out, nil
 }
+
+// dataParallelPrefix is what nn.DataParallel and DistributedDataParallel
+// put before every key of the wrapped model's state dict.
+const dataParallelPrefix = "module."
+
+// sharedPrefix returns "module." when all n keys (key(i)) start with it,
+// else "".
+func sharedPrefix(n int, key func(i int) string) string {
+	for i := range n {
+		if !strings.HasPrefix(key(i), dataParallelPrefix) {
+			return ""
+		}
+	}
+	return dataParallelPrefix
+}
+
+// isBatchCounter reports whether key names a BatchNorm's int64 count of
+// training steps, which inference never uses and loading drops.
+func isBatchCounter(key string) bool { return strings.HasSuffix(key, "num_batches_tracked") }
 
 // unwrap returns the dict under "state_dict" or "model", if any.
 func unwrap(items []item) ([]item, bool) {
