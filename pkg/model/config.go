@@ -11,6 +11,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"github.com/res2net/res2net/pkg/ops/gemm"
 )
 
 // Stem is the kind of the network's stem, before the max pool.
@@ -92,6 +93,11 @@ type Config struct {
 	Shortcut     Shortcut
 	Classes      int // outputs of the head; New takes it from the head's weight when 0
 	Layout       Layout
+	// Precision is the arithmetic of the convolutions: gemm.FP32 (the
+	// zero value) or gemm.BF16, for which New packs the weights. On a CPU
+	// without gemm.HasBF16, New builds FP32 instead, and the Network's
+	// Config says so.
+	Precision gemm.Precision
 }
 
 const (
@@ -131,6 +137,9 @@ func (c Config) Validate() error {
 	}
 	if c.Shortcut != ShortcutConv && c.Shortcut != ShortcutAvgPool {
 		errs = append(errs, fmt.Errorf("unknown shortcut %v", c.Shortcut))
+	}
+	if c.Precision != gemm.FP32 && c.Precision != gemm.BF16 {
+		errs = append(errs, fmt.Errorf("unknown precision %v", c.Precision))
 	}
 	switch c.Layout {
 	case LayoutTimm:

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/res2net/res2net/pkg/ops/gemm"
 	"slices"
 	"strings"
 
@@ -45,15 +46,18 @@ func New(cfg Config, tensors map[string]*ops.Tensor) (*Network, error) {
 		return nil, err
 	}
 
+	if cfg.Precision == gemm.BF16 && !gemm.HasBF16() {
+		cfg.Precision = gemm.FP32
+	}
 	t := stateDict(tensors)
 	a := cfg.arch()
 	m := &Network{cfg: cfg, pool: a.maxPool}
 	for _, s := range a.stem {
-		m.stem = append(m.stem, t.convBN(s, true))
+		m.stem = append(m.stem, t.convBN(s, true, cfg.Precision))
 	}
 	for s, stage := range a.stages {
 		for _, spec := range stage {
-			m.stages[s] = append(m.stages[s], t.block(spec))
+			m.stages[s] = append(m.stages[s], t.block(spec, cfg.Precision))
 		}
 	}
 	head := t[a.head+".weight"]
@@ -98,11 +102,11 @@ func check(want []Param, tensors map[string]*ops.Tensor) error {
 type stateDict map[string]*ops.Tensor
 
 // convBN returns the conv s with its BatchNorm folded in, and its ReLU
-// (if any) to run in the same pass.
-func (t stateDict) convBN(s convSpec, relu bool) ops.Conv2d {
+// (if any) to run in the same pass, packed for products in prec.
+func (t stateDict) convBN(s convSpec, relu bool, prec gemm.Precision) ops.Conv2d {
 	w := t[s.conv+".weight"]
 	c := ops.Conv2d{InC: s.in, OutC: s.out, Kernel: s.kernel, Stride: s.stride, Pad: s.pad, Groups: s.groups,
-		Weight: w.Data, ReLU: relu}
+		Weight: w.Data, ReLU: relu, Precision: prec}
 	ops.BatchNorm{
 		Weight: t[s.bn+".weight"].Data,
 		Bias:   t[s.bn+".bias"].Data,
@@ -115,20 +119,20 @@ func (t stateDict) convBN(s convSpec, relu bool) ops.Conv2d {
 	return c
 }
 
-// block builds one Bottle2neck.
-func (t stateDict) block(spec blockSpec) bottle2neck {
+// block builds one Bottle2neck with its convs in prec.
+func (t stateDict) block(spec blockSpec, prec gemm.Precision) bottle2neck {
 	b := bottle2neck{
-		reduce: t.convBN(spec.reduce, true),
+		reduce: t.convBN(spec.reduce, true, prec),
 		unit:   multiScale{width: spec.width, scale: spec.scale, cascade: spec.cascade, pool: spec.splitPool},
 		// ReLU after the residual add, which runs in the same epilogue.
-		expand:    t.convBN(spec.expand, true),
+		expand:    t.convBN(spec.expand, true, prec),
 		shortPool: spec.shortPool,
 	}
 	for _, br := range spec.branches {
-		b.unit.branches = append(b.unit.branches, t.convBN(br, true))
+		b.unit.branches = append(b.unit.branches, t.convBN(br, true, prec))
 	}
 	if spec.downsample != nil {
-		ds := t.convBN(*spec.downsample, false)
+		ds := t.convBN(*spec.downsample, false, prec)
 		b.downsample = &ds
 	}
 	return b

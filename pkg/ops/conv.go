@@ -25,6 +25,9 @@ type Conv2d struct {
 	Weight []float32 // OutC x InC/Groups x Kernel x Kernel, PyTorch's layout
 	Bias   []float32 // OutC values, or nil
 	ReLU   bool      // clamp at zero after bias and residual
+	// Precision is the arithmetic Pack packs the weights for (see
+	// gemm.PackAPrecision); Forward without Pack is always FP32.
+	Precision gemm.Precision
 
 	packed []*gemm.PackedA // Weight packed for the GEMM by Pack, one per group, or nil
 }
@@ -44,7 +47,7 @@ func (c *Conv2d) Pack() {
 	rows := c.OutC / g
 	c.packed = make([]*gemm.PackedA, g)
 	for i := range g {
-		c.packed[i] = gemm.PackA(rows, k, c.Weight[i*rows*k:(i+1)*rows*k], k)
+		c.packed[i] = gemm.PackAPrecision(c.Precision, rows, k, c.Weight[i*rows*k:(i+1)*rows*k], k)
 	}
 	c.Weight = nil
 }
