@@ -164,7 +164,9 @@ func TestParityTimmTiny(t *testing.T) {
 	for _, k := range tinyKinds() {
 		t.Run(k.name, func(t *testing.T) {
 			want := readNpy(t, filepath.Join(timmDir, k.name+".logits.npy"))
-			runParity(t, filepath.Join(timmDir, k.name+".pth"), k.cfg, x, want, 1, 2)
+			for _, ext := range []string{".pth", ".safetensors"} {
+				runParity(t, filepath.Join(timmDir, k.name+ext), k.cfg, x, want, 1, 2)
+			}
 		})
 	}
 }
@@ -212,9 +214,11 @@ func TestParityTimmFullSize(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg, _ := Preset(name)
 			want := readNpy(t, filepath.Join(dir, name+".logits.npy"))
-			start := time.Now()
-			runParity(t, filepath.Join(dir, name+".pth"), cfg, x, want, 2)
-			t.Logf("%s: loaded and run in %v", name, time.Since(start).Round(time.Millisecond))
+			for _, ext := range []string{".pth", ".safetensors"} {
+				start := time.Now()
+				runParity(t, filepath.Join(dir, name+ext), cfg, x, want, 2)
+				t.Logf("%s%s: loaded and run in %v", name, ext, time.Since(start).Round(time.Millisecond))
+			}
 		})
 	}
 }
