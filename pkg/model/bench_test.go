@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"github.com/res2net/res2net/pkg/ops/gemm"
 	"syscall"
 	"testing"
 	"time"
@@ -18,27 +19,35 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkForward times Res2Net-50 (random weights) on 224x224 images.
+// BenchmarkForward times Res2Net-50 (random weights) on 224x224 images,
+// in FP32 and, where the CPU has it, BF16.
 // Run with: go test -run '^$' -bench Forward ./pkg/model/
 func BenchmarkForward(b *testing.B) {
-	cfg := Res2Net50()
-	m := newRunner(b, cfg, randomStateDict(cfg, 1))
-	for _, tc := range []struct{ batch, threads int }{{1, 1}, {1, 2}, {8, 1}, {8, 2}} {
-		b.Run(fmt.Sprintf("batch=%d/threads=%d", tc.batch, tc.threads), func(b *testing.B) {
-			m.SetThreads(tc.threads)
-			x := randomInput(1, tc.batch, 3, 224, 224)
-			if _, err := m.Forward(x); err != nil { // size the buffers outside the timing
-				b.Fatal(err)
-			}
-			cpu := cpuTime()
-			for b.Loop() {
-				if _, err := m.Forward(x); err != nil {
+	precs := []gemm.Precision{gemm.FP32}
+	if gemm.HasBF16() {
+		precs = append(precs, gemm.BF16)
+	}
+	for _, prec := range precs {
+		cfg := Res2Net50()
+		cfg.Precision = prec
+		m := newRunner(b, cfg, randomStateDict(cfg, 1))
+		for _, tc := range []struct{ batch, threads int }{{1, 1}, {1, 2}, {8, 1}, {8, 2}} {
+			b.Run(fmt.Sprintf("%v/batch=%d/threads=%d", prec, tc.batch, tc.threads), func(b *testing.B) {
+				m.SetThreads(tc.threads)
+				x := randomInput(1, tc.batch, 3, 224, 224)
+				if _, err := m.Forward(x); err != nil { // size the buffers outside the timing
 					b.Fatal(err)
 				}
-			}
-			images := float64(b.N * tc.batch)
-			b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/images, "ms/image")
-			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1e3/images, "cpu-ms/image")
-		})
+				cpu := cpuTime()
+				for b.Loop() {
+					if _, err := m.Forward(x); err != nil {
+						b.Fatal(err)
+					}
+				}
+				images := float64(b.N * tc.batch)
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/images, "ms/image")
+				b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1e3/images, "cpu-ms/image")
+			})
+		}
 	}
 }
