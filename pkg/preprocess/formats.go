@@ -276,6 +276,3 @@ func lzwMaxPixels(n int64, litWidth int) int64 {
 	}
 	return table*(table+1)/2 + (codes-table)*table
 }
-
-// decodePNGRows decodes a PNG.
-var decodePNGRows = decodeGoPNG
