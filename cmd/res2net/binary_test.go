@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,7 +75,7 @@ func TestBinary(t *testing.T) {
 		{"--version", []string{"--version"}, 0, "GEMM kernel", ""},
 		{"did you mean", []string{"bnech"}, 2, "", "Did you mean this?\n\tbench"},
 		{"completion tcsh", []string{"completion", "tcsh"}, 2, "", `unsupported shell "tcsh"`},
-		{"first run, missing file", []string{"predict", "/nonexistent.jpg"}, 1, "", "/nonexistent.jpg: stat: no such file"},
+		{"first run, missing file", []string{"predict", "/nonexistent.jpg"}, 1, "", "/nonexistent.jpg: no such file"},
 		{"completion", []string{"completion", "bash"}, 0, "bash completion", ""},
 	}
 	for _, tt := range tests {
@@ -113,34 +114,98 @@ func TestBinaryStatic(t *testing.T) {
 	}
 }
 
+// peakRSS runs the binary on a folder of n copies of a test photo and
+// returns its peak resident memory in KiB, checking every image got its
+// record.
+func peakRSS(t *testing.T, bin, weights string, n int) int64 {
+	t.Helper()
+	img, err := os.ReadFile(filepath.Join(photosDir, "astronaut.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%04d.jpg", i)), img, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "predict", "--weights", weights, "--format", "json", "--topk", "1", dir)
+	cmd.Env = append(os.Environ(), "RES2NET_HOME="+t.TempDir())
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%d images: %v", n, err)
+	}
+	if lines := bytes.Count(out, []byte("\n")); lines != n {
+		t.Fatalf("%d images: %d records", n, lines)
+	}
+	return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+}
+
+// maxFolderRSS is the issue's bound on a folder run's peak memory, whatever
+// the number of images.
+const maxFolderRSS = 250 << 10 // KiB
+
 // TestBinaryLongBatchMemory checks that peak memory does not grow with the
 // number of images: predict streams its inputs through a bounded pipeline.
 func TestBinaryLongBatchMemory(t *testing.T) {
 	bin := binary(t)
-	img, err := os.ReadFile(filepath.Join(photosDir, "coffee.png"))
-	if err != nil {
-		t.Fatal(err)
+	small, large := peakRSS(t, bin, tinyWeights, 50), peakRSS(t, bin, tinyWeights, 300)
+	t.Logf("peak RSS: 50 images %d KiB, 300 images %d KiB", small, large)
+	if large > small+16<<10 || large > maxFolderRSS {
+		t.Errorf("peak RSS %d KiB (50 images), %d KiB (300 images); want flat and at most %d KiB", small, large, maxFolderRSS)
 	}
-	peakRSS := func(n int) int64 {
-		dir := t.TempDir()
-		for i := range n {
-			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%04d.png", i)), img, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		cmd := exec.Command(bin, "predict", "--weights", tinyWeights, "--format", "csv", dir)
-		out, err := cmd.Output()
+}
+
+// TestParityFolderMemory is TestBinaryLongBatchMemory with the full-size
+// checkpoint of `make parity`.
+func TestParityFolderMemory(t *testing.T) {
+	dir := os.Getenv("RES2NET_PARITY_DIR")
+	if dir == "" {
+		t.Skip("RES2NET_PARITY_DIR not set; run `make parity`")
+	}
+	bin := binary(t)
+	full := filepath.Join(dir, "full.pth")
+	small, large := peakRSS(t, bin, full, 8), peakRSS(t, bin, full, 40)
+	t.Logf("full-size checkpoint, peak RSS: 8 images %d KiB, 40 images %d KiB", small, large)
+	if large > small+16<<10 || large > maxFolderRSS {
+		t.Errorf("peak RSS %d KiB (8 images), %d KiB (40 images); want flat and at most %d KiB", small, large, maxFolderRSS)
+	}
+}
+
+// TestBinaryShards runs a folder as three shards into three files, as the
+// Kubernetes and Slurm examples of deploy/batch do, then reruns one with
+// --resume: every image is in exactly one file, and the rerun does nothing.
+func TestBinaryShards(t *testing.T) {
+	bin := binary(t)
+	_, names := photoFolder(t, 10)
+	dir := filepath.Dir(names[0])
+	out := t.TempDir()
+	run := func(k int) string {
+		cmd := exec.Command(bin, "predict", dir, "--weights", tinyWeights, "--shard", fmt.Sprintf("%d/3", k),
+			"--resume", "-o", filepath.Join(out, fmt.Sprintf("part-%d.jsonl", k)))
+		cmd.Env = append(os.Environ(), "RES2NET_HOME="+t.TempDir())
+		stderr, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("%d images: %v", n, err)
+			t.Fatalf("shard %d: %v\n%s", k, err, stderr)
 		}
-		if lines := bytes.Count(out, []byte("\n")); lines != 1+5*n {
-			t.Fatalf("%d images: %d output lines, want %d", n, lines, 1+5*n)
-		}
-		return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+		return string(stderr)
 	}
-	small, large := peakRSS(100), peakRSS(400)
-	t.Logf("peak RSS: 100 images %d KiB, 400 images %d KiB", small, large)
-	if large > small+16<<10 {
-		t.Errorf("peak RSS grew from %d KiB (100 images) to %d KiB (400 images)", small, large)
+	for k := range 3 {
+		run(k)
+	}
+	if msg := run(1); !strings.Contains(msg, "3 of 3 inputs already in") {
+		t.Errorf("rerun of shard 1 with --resume: %q", msg)
+	}
+	var all []string
+	for k := range 3 {
+		data, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("part-%d.jsonl", k)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, recordFiles(jsonRecords(t, data))...)
+	}
+	slices.Sort(all)
+	if !slices.Equal(all, names) {
+		t.Errorf("the shards hold %v, want each of %v once", all, names)
 	}
 }

@@ -142,10 +142,10 @@ func describeMode(m fs.FileMode) string {
 }
 
 // unwrapPathError drops the *fs.PathError around err, whose text repeats
-// the path the caller already names.
+// the path the caller already names: "x.jpg: no such file or directory".
 func unwrapPathError(err error) error {
 	if pe, ok := err.(*fs.PathError); ok {
-		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+		return pe.Err
 	}
 	return err
 }

@@ -269,7 +269,7 @@ func TestPredictProgress(t *testing.T) {
 			opts := tinyPredict(ios, "csv", tt.args...)
 			opts.Quiet = tt.quiet
 			runPredict(context.Background(), opts)
-			stderr := strings.ReplaceAll(errOut.String(), "res2net: missing.png: stat: no such file or directory\n", "")
+			stderr := strings.ReplaceAll(errOut.String(), "res2net: missing.png: no such file or directory\n", "")
 			if !tt.want {
 				if stderr != "" {
 					t.Errorf("stderr %q, want nothing", stderr)
