@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
@@ -87,8 +88,8 @@ skips the inputs already classified in -o's file.`,
 // faster and needs twice that.
 const defaultPredictBatch = 4
 
-// memoryHeadroom is what the soft memory limit allows above the network,
-// its run buffers and the batch: decoded images and the collector's slack.
+// memoryHeadroom is what the soft memory limit allows above the network
+// and its run buffers: the batch, decoded images and the collector's slack.
 const memoryHeadroom = 48 << 20
 
 // progressMin is the number of inputs from which a run on a terminal shows
@@ -278,9 +279,6 @@ func (p *predictRun) classify(ctx context.Context, inputs []input, dst io.Writer
 			return err
 		}
 		r = c.NewRunner(opts.Run.threads())
-		if opts.LimitMemory {
-			limitMemory(c.RunBytes(batch, shape[1], shape[2], opts.Run.threads()))
-		}
 	}
 
 	// Decoding runs one batch ahead of the network, so the cores never wait
@@ -305,9 +303,14 @@ func (p *predictRun) classify(ctx context.Context, inputs []input, dst io.Writer
 
 	pending := make([]item, 0, batch)
 	good := 0
+	limited := !opts.LimitMemory
 	flush := func() error {
 		if err := p.emit(r, pending, out, file); err != nil {
 			return err
+		}
+		if !limited && good > 0 {
+			limitMemory() // the run buffers are now allocated
+			limited = true
 		}
 		pending, good = pending[:0], 0
 		return nil
@@ -343,17 +346,19 @@ func (p *predictRun) classify(ctx context.Context, inputs []input, dst io.Writer
 	return flush()
 }
 
-// limitMemory sets the process's soft memory limit to what is live now
-// (the network's weights) plus runBytes and headroom. Without it the heap
-// may grow to twice what is live before a collection (GOGC=100): about
-// 500 MB for the full-size network, of which half is garbage from decoding.
-func limitMemory(runBytes float64) {
+// limitMemory sets the process's soft memory limit to what is live once
+// a batch has run (the network's weights and run buffers) plus headroom.
+// Without it the heap may grow to twice what is live before a collection
+// (GOGC=100): about 500 MB for the full-size network, of which half is
+// garbage from decoding. One forced collection measures what is live.
+func limitMemory() {
+	runtime.GC()
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(sample)
 	if sample[0].Value.Kind() != metrics.KindUint64 {
 		return
 	}
-	debug.SetMemoryLimit(int64(sample[0].Value.Uint64()) + int64(runBytes) + memoryHeadroom)
+	debug.SetMemoryLimit(int64(sample[0].Value.Uint64()) + memoryHeadroom)
 }
 
 // decodeInput decodes one checked input: standard input as a stream, a
