@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -278,5 +279,97 @@ func TestFetchFrom(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
 		t.Errorf("the failed import left %d files in the cache", len(entries))
+	}
+}
+
+// TestFetchModels fetches timm entries from local servers through --url:
+// a GitHub file checked by the prefix its name carries, and a hub file by
+// the digest the hub announces.
+func TestFetchModels(t *testing.T) {
+	body, err := os.ReadFile(tinyWeights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	cdn, _ := serveFile(t, body)
+	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Linked-Etag", `"`+hex.EncodeToString(sum[:])+`"`)
+		w.Header().Set("X-Linked-Size", fmt.Sprint(len(body)))
+		http.Redirect(w, r, cdn.URL+"/blob?sig=1", http.StatusFound)
+	}))
+	t.Cleanup(hub.Close)
+
+	cache := t.TempDir()
+	ios, out, _ := testIO("")
+	err = runFetch(context.Background(), &fetchOptions{IO: ios, Model: "res2net50d", URL: hub.URL + "/timm/res2net50d.in1k/resolve/main/model.safetensors", Cache: cache, Quiet: true})
+	if want := filepath.Join(cache, "res2net50d.in1k.safetensors"); err != nil || strings.TrimSpace(out.String()) != want {
+		t.Errorf("hub entry: %v, printed %q, want %s", err, out, want)
+	}
+
+	ios, _, _ = testIO("")
+	err = runFetch(context.Background(), &fetchOptions{IO: ios, Model: "res2net50_48w_2s", URL: cdn.URL + "/ckpt.pth", Cache: cache, Quiet: true})
+	if !errors.Is(err, download.ErrChecksum) || !strings.Contains(err.Error(), "expected a digest starting afed724a") {
+		t.Errorf("GitHub entry, another file: %v, want a prefix mismatch", err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "res2net50_48w_2s-afed724a.pth")); err == nil {
+		t.Error("the file that failed its check is cached")
+	}
+}
+
+// TestFetchMaxSize: --max-size caps a download of unknown size and says
+// which flag raises it.
+func TestFetchMaxSize(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for r.Context().Err() == nil {
+			if _, err := w.Write(make([]byte, 64<<10)); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	ios, _, errOut := testIO("")
+	home := t.TempDir()
+	t.Setenv("RES2NET_HOME", home)
+	// Another file than the published one (its own digest), so of unknown size.
+	code := execute(context.Background(), ios, []string{"fetch", "--url", srv.URL + "/endless.pth", "--sha256", strings.Repeat("ab", 32), "--max-size", "1MiB", "-q"})
+	if code != 1 || !strings.Contains(errOut.String(), "larger than the size limit of 1048576 bytes") || !strings.Contains(errOut.String(), "--max-size") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+	if entries, _ := os.ReadDir(home); len(entries) != 0 {
+		t.Errorf("left %d files in the cache", len(entries))
+	}
+}
+
+func TestSizeFlag(t *testing.T) {
+	tests := []struct {
+		in   string
+		n    int64
+		out  string
+		fail bool
+	}{
+		{in: "1048576", n: 1 << 20, out: "1MiB"},
+		{in: "2GiB", n: 2 << 30, out: "2GiB"},
+		{in: "500 MiB", n: 500 << 20, out: "500MiB"},
+		{in: "3k", n: 3 << 10, out: "3KiB"},
+		{in: "1500", n: 1500, out: "1500"},
+		{in: "10b", n: 10, out: "10"},
+		{in: "0", fail: true},
+		{in: "-5", fail: true},
+		{in: "2 GB", fail: true},
+		{in: "lots", fail: true},
+		{in: "9999999TiB", fail: true},
+	}
+	for _, tt := range tests {
+		var s sizeFlag
+		err := s.Set(tt.in)
+		if tt.fail {
+			if err == nil {
+				t.Errorf("Set(%q) accepted: %d", tt.in, s.n)
+			}
+			continue
+		}
+		if err != nil || s.n != tt.n || s.String() != tt.out {
+			t.Errorf("Set(%q): %d %q %v; want %d %q", tt.in, s.n, s.String(), err, tt.n, tt.out)
+		}
 	}
 }

@@ -74,6 +74,7 @@ and gives the same answers as PyTorch.
 	})
 	root.AddCommand(
 		newFetchCmd(io),
+		newModelsCmd(io),
 		newPredictCmd(io),
 		newInspectCmd(io),
 		newBenchCmd(io),
