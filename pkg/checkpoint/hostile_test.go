@@ -291,3 +291,33 @@ func aliasEntry(t *testing.T, data []byte, name string, aliases ...string) []byt
 	out.Write(newEOCD)
 	return out.Bytes()
 }
+
+// TestHostileSafetensorsHeader: the largest header accepted, all of it
+// tensor entries (zero-size tensors need no data), parses within a bounded
+// allocation.
+func TestHostileSafetensorsHeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates about 120 MB")
+	}
+	var b strings.Builder
+	b.WriteString("{")
+	for i := 0; b.Len() < maxSafetensorsHeader-100; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `"%x":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`, i)
+	}
+	b.WriteString("}")
+	data := stFile(b.String(), nil)
+	var ck *Checkpoint
+	var err error
+	start := time.Now()
+	alloc := allocated(func() { ck, err = Read(bytes.NewReader(data), int64(len(data))) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d-byte header, %d tensors: %v, %d MB allocated", len(data), len(ck.Keys), time.Since(start), alloc>>20)
+	if alloc > 256<<20 {
+		t.Errorf("allocated %d MB", alloc>>20)
+	}
+}
