@@ -145,9 +145,7 @@ func (b *batcher) run(r *classify.Runner) {
 			}
 		}
 		timer.Stop()
-		if len(batch) > 0 {
-			b.forward(r, batch, buf)
-		}
+		b.forward(r, batch, buf)
 	}
 }
 
@@ -157,17 +155,35 @@ func (b *batcher) take(batch []*job, j *job) []*job {
 	b.pending.Add(-1)
 	b.metrics.queueDepth.WithLabelValues(b.model).Dec()
 	if err := j.ctx.Err(); err != nil {
-		b.metrics.dropped.WithLabelValues(b.model).Inc()
-		j.err = err
-		close(j.done)
+		b.drop(j, err)
 		return batch
 	}
 	return append(batch, j)
 }
 
-// forward runs one batch and hands each job its logits.
+// drop ends a job whose client has gone without running it.
+func (b *batcher) drop(j *job, err error) {
+	b.metrics.dropped.WithLabelValues(b.model).Inc()
+	j.err = err
+	close(j.done)
+}
+
+// forward runs one batch and hands each job its logits. Jobs whose
+// client left while the batch filled are dropped first.
 func (b *batcher) forward(r *classify.Runner, batch []*job, buf []float32) {
+	live := batch[:0]
+	for _, j := range batch {
+		if err := j.ctx.Err(); err != nil {
+			b.drop(j, err)
+		} else {
+			live = append(live, j)
+		}
+	}
+	batch = live
 	n := len(batch)
+	if n == 0 {
+		return
+	}
 	x := &ops.Tensor{Shape: []int{n, b.shape[0], b.shape[1], b.shape[2]}, Data: buf[:n*b.size]}
 	for i, j := range batch {
 		copy(x.Data[i*b.size:], j.input)
