@@ -74,6 +74,7 @@ func runBench(ctx context.Context, opts *benchOptions) error {
 	if err := opts.Run.validate(); err != nil {
 		return err
 	}
+	opts.Model.Precision = opts.Run.precision()
 	c, err := loadClassifier(ctx, opts.IO, &opts.Model, (&transformFlags{}).options, opts.Quiet)
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ func loadClassifier(ctx context.Context, ios *ioStreams, m *modelFlags, transfor
 		return nil, err
 	}
 	opts := classify.Options{
+		Precision:      m.Precision,
 		Transform:      transform(entry),
 		Labels:         entry.Classes,
 		LabelsOptional: true, // the published names, for whatever checkpoint --weights gives
@@ -53,6 +54,9 @@ func loadClassifier(ctx context.Context, ios *ioStreams, m *modelFlags, transfor
 	c, err := classify.Load(path, opts)
 	if errors.Is(err, classify.ErrLabelCount) {
 		return nil, fmt.Errorf("--labels %s: %w", m.Labels, err)
+	}
+	if err == nil && c.Config().Precision != m.Precision {
+		fmt.Fprintf(ios.ErrOut, "res2net: warning: this CPU has no BF16 instructions (AVX512_BF16); running %s\n", c.Config().Precision)
 	}
 	return c, err
 }

@@ -38,6 +38,7 @@ func (f *netFlags) validate() error {
 
 // load loads the classifier the flags name and a runner for it.
 func (f *netFlags) load(ctx context.Context, ios *ioStreams) (*classify.Classifier, *classify.Runner, error) {
+	f.Model.Precision = f.Run.precision()
 	c, err := loadClassifier(ctx, ios, &f.Model, f.Transform.options, f.Quiet)
 	if err != nil {
 		return nil, nil, err

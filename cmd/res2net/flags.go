@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/res2net/res2net/pkg/ops/gemm"
 	"github.com/res2net/res2net/pkg/preprocess"
 	"github.com/res2net/res2net/pkg/registry"
 	"github.com/spf13/cobra"
@@ -21,6 +22,9 @@ type modelFlags struct {
 	Weights string
 	Labels  string
 	Offline bool
+	// Precision is the arithmetic the network is packed for; commands
+	// copy it from --precision (runFlags.precision) before loading.
+	Precision gemm.Precision
 	// Entry, when not nil, is the model itself in place of --model's
 	// registry entry (tests publish a checkpoint on a local server).
 	Entry *registry.Entry
@@ -60,8 +64,8 @@ type runFlags struct {
 	Precision string
 }
 
-// precisions are the --precision values this build runs.
-var precisions = []string{"fp32"}
+// precisions are the --precision values.
+var precisions = []string{gemm.FP32.String(), gemm.BF16.String()}
 
 // add registers --threads and --precision, and --batch-size with the
 // command's default.
@@ -80,9 +84,19 @@ func (r *runFlags) validate() error {
 	case r.BatchSize < 1:
 		return usageErrorf("--batch-size must be at least 1, got %d", r.BatchSize)
 	case r.Precision != "" && !slices.Contains(precisions, r.Precision):
+		// gemm.ParsePrecision's message names the flag less clearly.
 		return usageErrorf("--precision must be %s, got %q", strings.Join(precisions, " or "), r.Precision)
 	}
 	return nil
+}
+
+// precision is --precision's value ("": fp32).
+func (r *runFlags) precision() gemm.Precision {
+	p, err := gemm.ParsePrecision(r.Precision)
+	if err != nil {
+		return gemm.FP32 // "" or refused by validate
+	}
+	return p
 }
 
 // threads is the thread count to run with: --threads, or all CPUs for 0.

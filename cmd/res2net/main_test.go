@@ -80,6 +80,7 @@ func TestExecuteExitCodes(t *testing.T) {
 		{"all CPUs", []string{"predict", "--weights", tinyWeights, "--threads", "0", photo}, 0, ""},
 		{"negative threads", []string{"predict", "--threads", "-1", photo}, 2, "--threads"},
 		{"precision", []string{"predict", "--precision", "fp8", photo}, 2, "--precision"},
+		{"bf16", []string{"predict", "--weights", tinyWeights, "--precision", "bf16", photo}, 0, ""},
 		{"unknown model", []string{"predict", "--model", "resnet9000", photo}, 2, `unknown model "resnet9000"`},
 		{"bad shard", []string{"predict", "--shard", "4/4", photo}, 2, "--shard"},
 		{"resume without -o", []string{"predict", "--resume", photo}, 2, "--resume needs -o"},

@@ -241,6 +241,7 @@ func (p *predictRun) classify(ctx context.Context, inputs []input, dst io.Writer
 	var c *classify.Classifier
 	if usable > 0 {
 		var err error
+		opts.Model.Precision = opts.Run.precision()
 		c, err = loadClassifier(ctx, opts.IO, &opts.Model, opts.Transform.options, opts.Quiet)
 		if err != nil {
 			return err

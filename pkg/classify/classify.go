@@ -32,6 +32,7 @@ import (
 	"github.com/res2net/res2net/pkg/checkpoint"
 	"github.com/res2net/res2net/pkg/model"
 	"github.com/res2net/res2net/pkg/ops"
+	"github.com/res2net/res2net/pkg/ops/gemm"
 	"github.com/res2net/res2net/pkg/preprocess"
 )
 
@@ -48,6 +49,10 @@ type Options struct {
 	// LabelsOptional makes Labels a default that applies only when it fits
 	// (a registry's names for a checkpoint that may be another one).
 	LabelsOptional bool
+	// Precision is the arithmetic of the convolutions (gemm.FP32, the zero
+	// value, or gemm.BF16). Without BF16 instructions the network runs
+	// FP32: Config().Precision says which it got.
+	Precision gemm.Precision
 	// Warn, if not nil, receives the loader's warnings (for example NaN
 	// weights), each naming the file.
 	Warn func(msg string)
@@ -81,7 +86,7 @@ func Load(path string, opts Options) (*Classifier, error) {
 			opts.Warn(fmt.Sprintf("%s: %s", path, w))
 		}
 	}
-	m, err := newModel(ckpt.Tensors)
+	m, err := newModel(ckpt.Tensors, opts.Precision)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -95,7 +100,7 @@ func Load(path string, opts Options) (*Classifier, error) {
 // New builds a classifier from a state dict (as pkg/checkpoint loads it);
 // like model.New it consumes the tensors.
 func New(tensors map[string]*ops.Tensor, opts Options) (*Classifier, error) {
-	m, err := newModel(tensors)
+	m, err := newModel(tensors, opts.Precision)
 	if err != nil {
 		return nil, err
 	}
@@ -125,13 +130,15 @@ func newClassifier(m *model.Network, opts Options) (*Classifier, error) {
 // checked against the default Holocron model instead, whose error lists
 // every missing, unexpected and misshapen key: the clearest report for a
 // file that is no Res2Net or is damaged.
-func newModel(tensors map[string]*ops.Tensor) (*model.Network, error) {
+func newModel(tensors map[string]*ops.Tensor, prec gemm.Precision) (*model.Network, error) {
 	cfg, inferErr := model.Infer(tensors)
 	if inferErr == nil {
+		cfg.Precision = prec
 		return model.New(cfg, tensors)
 	}
 	cfg = model.Res2Net50()
 	cfg.Classes = 0 // from the checkpoint's head
+	cfg.Precision = prec
 	m, err := model.New(cfg, tensors)
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(%v)", err, inferErr)
