@@ -92,7 +92,7 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 			return err
 		}
 		rep.Checkpoint = ck
-		published = strings.EqualFold(ck.SHA256, entry.SHA256)
+		published = entry.IsPublished(ck.SHA256, "")
 	}
 	if published {
 		rep.Top1, rep.Top5 = &entry.Top1, &entry.Top5

@@ -63,6 +63,18 @@ func (s *server) requests() []string {
 	return append([]string(nil), s.ranges...)
 }
 
+// paced sends the payload in 64 KiB chunks, delay apart.
+func paced(delay time.Duration) func(int, http.ResponseWriter, *http.Request) {
+	return func(_ int, w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(payload)))
+		for chunk := range slices.Chunk(payload, 64<<10) {
+			w.Write(chunk)
+			w.(http.Flusher).Flush()
+			time.Sleep(delay)
+		}
+	}
+}
+
 // serve answers like a static file server, with Range support.
 func serve(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "model.pth", time.Time{}, bytes.NewReader(payload))
@@ -419,13 +431,7 @@ func TestFetchCompletePartial(t *testing.T) {
 }
 
 func TestFetchConcurrent(t *testing.T) {
-	srv := newServer(t, func(_ int, w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", fmt.Sprint(len(payload)))
-		for chunk := range slices.Chunk(payload, 64<<10) {
-			w.Write(chunk)
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
+	srv := newServer(t, paced(5*time.Millisecond))
 	dir := t.TempDir()
 	var wg sync.WaitGroup
 	var failures atomic.Int32
@@ -455,13 +461,7 @@ func TestFetchConcurrent(t *testing.T) {
 // TestFetchTwoProcesses runs two Fetch calls in child processes (this test
 // binary, running TestFetchChildProcess) against one slow server.
 func TestFetchTwoProcesses(t *testing.T) {
-	srv := newServer(t, func(_ int, w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", fmt.Sprint(len(payload)))
-		for chunk := range slices.Chunk(payload, 64<<10) {
-			w.Write(chunk)
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	srv := newServer(t, paced(10*time.Millisecond))
 	dir := t.TempDir()
 	var cmds []*exec.Cmd
 	for range 2 {

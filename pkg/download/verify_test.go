@@ -446,14 +446,7 @@ func TestFetchLimits(t *testing.T) {
 // TestRateWatchSlowButSteady: a transfer above the minimum rate is not
 // cancelled however long it lasts.
 func TestRateWatchSlowButSteady(t *testing.T) {
-	srv := newServer(t, func(_ int, w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", fmt.Sprint(len(payload)))
-		for chunk := range slices.Chunk(payload, 64<<10) {
-			w.Write(chunk)
-			w.(http.Flusher).Flush()
-			time.Sleep(30 * time.Millisecond) // about 2 MB/s, over 0.5 s
-		}
-	})
+	srv := newServer(t, paced(30*time.Millisecond)) // about 2 MB/s, over 0.5 s
 	opts := Options{StallTimeout: 100 * time.Millisecond, MinRate: 100 << 10, Retries: -1}
 	path, err := Fetch(context.Background(), srv.source(), t.TempDir(), opts)
 	if err != nil {

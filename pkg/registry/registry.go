@@ -101,6 +101,30 @@ func (e Entry) Source() download.Source {
 	return src
 }
 
+// IsPublished reports whether a file of hex SHA-256 sum is e's published
+// checkpoint, as far as can be told without the network: it has the known
+// digest, or starts with the prefix the published name carries
+// (torch.hub's rule), or, for a hub file, equals the digest stamped beside
+// a verified copy in the cache directory dir ("" for CacheDir()).
+func (e Entry) IsPublished(sum, dir string) bool {
+	src := e.Source()
+	switch {
+	case src.SHA256 != "":
+		return strings.EqualFold(sum, src.SHA256)
+	case src.SHA256Prefix != "":
+		return strings.HasPrefix(strings.ToLower(sum), src.SHA256Prefix)
+	case !src.Hub || !download.IsSHA256(sum):
+		return false
+	}
+	if dir == "" {
+		var err error
+		if dir, err = CacheDir(); err != nil {
+			return false
+		}
+	}
+	return download.VerifyStamp(filepath.Join(dir, e.File), download.Source{SHA256: sum}) == nil
+}
+
 // Holocron's and timm's release locations.
 const (
 	holocronRelease = "https://github.com/frgfm/Holocron/releases/download/v0.2.1/"

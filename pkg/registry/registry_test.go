@@ -204,3 +204,46 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+func TestIsPublished(t *testing.T) {
+	timm, err := Lookup("res2net50_48w_2s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := Lookup("res2net50d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sum := strings.Repeat("ab", 32)
+	tests := []struct {
+		name string
+		e    Entry
+		sum  string
+		want bool
+	}{
+		{"Holocron, its digest", Default, strings.ToUpper(Default.SHA256), true},
+		{"Holocron, another", Default, sum, false},
+		{"timm, the prefix", timm, "afed724a" + strings.Repeat("0", 56), true},
+		{"timm, another", timm, sum, false},
+		{"hub, nothing cached", hub, sum, false},
+	}
+	for _, tt := range tests {
+		if got := tt.e.IsPublished(tt.sum, dir); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	// A verified copy in the cache tells the hub file's digest.
+	src := hub.Source()
+	from := filepath.Join(t.TempDir(), "model.safetensors")
+	if err := os.WriteFile(from, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src.SHA256 = "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881" // sha256("x")
+	if _, err := download.Import(t.Context(), src, dir, from, download.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if !hub.IsPublished(src.SHA256, dir) || hub.IsPublished(sum, dir) {
+		t.Error("the stamped hub copy does not decide")
+	}
+}
