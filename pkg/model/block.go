@@ -24,7 +24,7 @@ func (b *bottle2neck) forward(ws *workspace, out, x []float32, n, h, w int) (oh,
 		in, ih, iw := x, h, w
 		if b.shortPool != nil {
 			in = ws.shortPool
-			b.shortPool.Avg(in, x, b.downsample.InC*n, h, w)
+			ws.avgPool(*b.shortPool, in, x, b.downsample.InC*n, h, w)
 			ih, iw = b.shortPool.OutSize(h, w)
 		}
 		b.downsample.Forward(ws.shortcut, in, n, ih, iw, nil, ws.conv)
@@ -61,15 +61,15 @@ func (u *multiScale) forward(ws *workspace, out, x []float32, n, h, w int) (oh, 
 		in := split(i)
 		if u.cascade && i > 0 {
 			in = ws.cascade[:len(in)]
-			ops.Add(in, result(i-1), split(i))
+			ws.add(in, result(i-1), split(i))
 		}
 		u.branches[i].Forward(result(i), in, n, h, w, nil, ws.conv)
 	}
 	if last := u.scale - 1; last > 0 {
 		if u.pool != nil {
-			u.pool.Avg(result(last), split(last), u.width*n, h, w)
+			ws.avgPool(*u.pool, result(last), split(last), u.width*n, h, w)
 		} else {
-			copy(result(last), split(last))
+			ws.copy(result(last), split(last))
 		}
 	}
 	return oh, ow

@@ -161,7 +161,7 @@ func (m *Network) forwardGroup(ws *workspace, out, imgs []float32, n, h, w int, 
 	if len(m.stem)%2 == 0 {
 		x, y = y, x
 	}
-	m.pool.Max(x, in, channels*n, h, w)
+	ws.maxPool(m.pool, x, in, channels*n, h, w)
 	h, w = m.pool.OutSize(h, w)
 
 	// Four stages of Bottle2neck blocks.

@@ -18,6 +18,7 @@ type workspace struct {
 	conv      ops.Exec  // im2col scratch, and the GEMM threads Forward gives the group
 	pooled    []float32 // global average pool output, channel-major
 	features  []float32 // one image's pooled features, the head's input
+	passes    passes    // the jobs that spread pooling, adds and copies over the threads
 }
 
 // newWorkspace sizes a workspace by walking the network for n h x w images

@@ -1,6 +1,10 @@
 package ops
 
-import "github.com/res2net/res2net/pkg/ops/gemm"
+import (
+	"sync"
+
+	"github.com/res2net/res2net/pkg/ops/gemm"
+)
 
 // Conv2d is a 2-D convolution with a square kernel, no dilation and
 // optionally groups (Res2NeXt's 3x3 convs): all that Res2Net needs. The bias, ReLU and an optional residual
@@ -122,7 +126,11 @@ func (c *Conv2d) Forward(dst, src []float32, n, h, w int, residual []float32, ex
 		b, ldb := src[i*hw:], n*hw
 		if !c.direct() {
 			b, ldb = ex.Col[:groups*k*width], width
-			im2col(b, src[i*hw:], c.InC, imgs, n*hw, h, w, c.Kernel, c.Stride, c.Pad, oh, ow)
+			j := im2colJobs.Get().(*im2colJob)
+			*j = im2colJob{c: c, col: b, src: src[i*hw:], n: imgs, ld: n * hw, h: h, w: w, oh: oh, ow: ow}
+			gemm.Parallel(ex.Threads, c.InC, j)
+			*j = im2colJob{}
+			im2colJobs.Put(j)
 		}
 		// B rows per group: a direct conv reads input channels, an im2col its rows.
 		bRows := k
@@ -145,6 +153,22 @@ func (c *Conv2d) Forward(dst, src []float32, n, h, w int, residual []float32, ex
 			}
 		}
 	}
+}
+
+// im2colJob is im2col of c's input split over channels for gemm.Parallel:
+// channel ci's rows start ci*Kernel*Kernel rows into col.
+type im2colJob struct {
+	c                   *Conv2d
+	col, src            []float32
+	n, ld, h, w, oh, ow int
+}
+
+// im2colJobs recycles jobs, so that Forward allocates nothing.
+var im2colJobs = sync.Pool{New: func() any { return new(im2colJob) }}
+
+func (j *im2colJob) Run(lo, hi int) {
+	k := j.c.Kernel
+	im2col(j.col[lo*k*k*j.n*j.oh*j.ow:], j.src[lo*j.ld:], hi-lo, j.n, j.ld, j.h, j.w, k, j.c.Stride, j.c.Pad, j.oh, j.ow)
 }
 
 // im2col writes the receptive fields of n images of c channels of h x w

@@ -44,8 +44,11 @@ type task struct {
 	// reach packJobs.
 	packJobs, packPanels int
 	packDone             atomic.Int64
-	next                 atomic.Int64 // the next job to claim
-	wg                   sync.WaitGroup
+	// job, when not nil, makes t a Parallel call: chunk [lo, hi) of the
+	// tiles runs job.Run(lo, hi) instead of a block of the product.
+	job  Job
+	next atomic.Int64 // the next job to claim
+	wg   sync.WaitGroup
 }
 
 // tasks recycles tasks: workers need a pointer to the task, so it lives on
@@ -119,12 +122,21 @@ func runWith(t *task, kn *kernel, threads int) {
 		t.packPanels = (panels + threads - 1) / threads
 		t.packJobs = t.nk * ((panels + t.packPanels - 1) / t.packPanels)
 	}
+	t.run(threads)
+	if shared != nil {
+		wsPool.Put(shared)
+	}
+}
+
+// run does the jobs of t on the calling goroutine and up to threads-1
+// workers.
+func (t *task) run(threads int) {
 	helpers := workers(threads - 1)
 	t.next.Store(0)
 	t.packDone.Store(0)
-	// Recruit idle workers while there are chunks left. A worker handed
-	// t may only get to it after the chunks have run out; taking t back
-	// from its slot then saves waiting for it to wake up.
+	// Recruit idle workers while there are jobs left. A worker handed t
+	// may only get to it after the jobs have run out; taking t back from
+	// its slot then saves waiting for it to wake up.
 	var recruited [maxThreads]bool
 	for {
 		for i, w := range helpers {
@@ -142,9 +154,37 @@ func runWith(t *task, kn *kernel, threads int) {
 		}
 	}
 	t.wg.Wait()
-	if shared != nil {
-		wsPool.Put(shared)
+}
+
+// A Job is work that Parallel splits into independent ranges.
+type Job interface {
+	// Run does the part [lo, hi) of the work.
+	Run(lo, hi int)
+}
+
+// Parallel calls job.Run on ranges [lo, hi) that together cover [0, n),
+// on up to threads goroutines: the calling one and the GEMM's workers,
+// which are usually still polling for work after the last product, so
+// even the short passes between products (im2col, pooling, adds) gain
+// from a second core. threads < 1 means Threads(). It returns when every
+// call has. A job held by pointer in memory the caller keeps (a
+// workspace, a sync.Pool) makes the call allocation-free.
+func Parallel(threads, n int, job Job) {
+	if threads < 1 {
+		threads = Threads()
 	}
+	threads = min(threads, maxThreads, n)
+	if threads <= 1 {
+		if n > 0 {
+			job.Run(0, n)
+		}
+		return
+	}
+	t := tasks.Get().(*task)
+	t.job, t.tiles, t.chunks, t.packJobs = job, n, min(n, threads*chunksPerThread), 0
+	t.run(threads)
+	t.job = nil
+	tasks.Put(t)
 }
 
 // step does the next unclaimed job of t, packing part of the shared B or
@@ -160,12 +200,16 @@ func (t *task) step() bool {
 	if c >= t.chunks {
 		return false
 	}
+	lo, hi := c*t.tiles/t.chunks, (c+1)*t.tiles/t.chunks
+	if t.job != nil {
+		t.job.Run(lo, hi)
+		return true
+	}
 	// The jobs are claimed in order, so what is left to wait for is at
 	// most one pack job per goroutine, already running.
 	for t.packDone.Load() < int64(t.packJobs) {
 		runtime.Gosched()
 	}
-	lo, hi := c*t.tiles/t.chunks, (c+1)*t.tiles/t.chunks
 	if t.splitM {
 		t.block(&t.plan, lo*t.kn.mr, min(hi*t.kn.mr, t.m), 0, t.n)
 	} else {

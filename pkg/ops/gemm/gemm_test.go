@@ -383,3 +383,46 @@ func TestPerCallThreads(t *testing.T) {
 		}
 	}
 }
+
+// coverJob counts how often Parallel covers each index.
+type coverJob struct {
+	mu    sync.Mutex
+	calls int
+	seen  []int32
+}
+
+func (j *coverJob) Run(lo, hi int) {
+	j.mu.Lock()
+	j.calls++
+	j.mu.Unlock()
+	for i := lo; i < hi; i++ {
+		j.seen[i]++ // each index in one range only, so no race
+	}
+}
+
+func TestParallel(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 7, 64, 1000} {
+		for threads := 0; threads <= 3; threads++ {
+			j := &coverJob{seen: make([]int32, n)}
+			Parallel(threads, n, j)
+			for i, c := range j.seen {
+				if c != 1 {
+					t.Fatalf("n %d threads %d: index %d covered %d times", n, threads, i, c)
+				}
+			}
+			if n > 0 && (j.calls < 1 || j.calls > n) {
+				t.Errorf("n %d threads %d: %d calls", n, threads, j.calls)
+			}
+		}
+	}
+}
+
+func TestParallelAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops values under the race detector")
+	}
+	j := &coverJob{seen: make([]int32, 1000)}
+	if allocs := testing.AllocsPerRun(20, func() { Parallel(2, 1000, j) }); allocs != 0 {
+		t.Errorf("Parallel allocates %v times per call, want 0", allocs)
+	}
+}
