@@ -64,8 +64,9 @@ type checkpointReport struct {
 
 type inspectReport struct {
 	Model       string            `json:"model"`
-	Top1        *float64          `json:"published_top1,omitempty"` // Imagenette val accuracy, %; only for the published file
+	Top1        *float64          `json:"published_top1,omitempty"` // validation accuracy, %; only for the published file
 	Top5        *float64          `json:"published_top5,omitempty"`
+	Dataset     string            `json:"published_dataset,omitempty"`
 	Input       []int             `json:"input_shape"`
 	Layers      []inspectLayer    `json:"layers"`
 	TotalParams int64             `json:"total_params"`
@@ -83,8 +84,11 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg := model.Res2Net50()
+	cfg := entry.Config
 	rep := &inspectReport{Model: entry.Arch, Input: []int{1, 3, inspectSize, inspectSize}}
+	// The published accuracy belongs to the published file: without
+	// --weights the report describes it, with --weights only if the file is
+	// it, by its SHA-256.
 	published := true
 	if opts.Model.Weights != "" {
 		ck, err := inspectCheckpoint(opts.Model.Weights, cfg)
@@ -95,7 +99,7 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 		published = entry.IsPublished(ck.SHA256, "")
 	}
 	if published {
-		rep.Top1, rep.Top5 = &entry.Top1, &entry.Top5
+		rep.Top1, rep.Top5, rep.Dataset = &entry.Top1, &entry.Top5, entry.Dataset
 	}
 	for _, l := range cfg.Summary(inspectSize, inspectSize) {
 		rep.Layers = append(rep.Layers, inspectLayer{l.Name, l.Type, l.OutShape, l.Params, l.MACs})
@@ -145,7 +149,7 @@ func inspectCheckpoint(path string, cfg model.Config) (*checkpointReport, error)
 func (r *inspectReport) writeText(w io.Writer) {
 	fmt.Fprintf(w, "%s, input %s", r.Model, ops.ShapeString(r.Input))
 	if r.Top1 != nil {
-		fmt.Fprintf(w, " (published checkpoint: Imagenette val top-1 %.2f %%, top-5 %.2f %%)", *r.Top1, *r.Top5)
+		fmt.Fprintf(w, " (published checkpoint: %s val top-1 %.2f %%, top-5 %.2f %%)", r.Dataset, *r.Top1, *r.Top5)
 	}
 	fmt.Fprint(w, "\n\n")
 	nameWidth := len("layer")

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/res2net/res2net/pkg/model"
+	"github.com/res2net/res2net/pkg/registry"
 )
 
 // The published architecture's totals, from testdata/reference/FACTS.md (PyTorch's count).
@@ -79,6 +80,10 @@ func TestInspectJSON(t *testing.T) {
 			}
 			if sum != rep.TotalParams {
 				t.Errorf("layers sum to %d params, total says %d", sum, rep.TotalParams)
+			}
+			// The published accuracy is the published file's, not the tiny one's.
+			if (rep.Top1 != nil) != (tt.weights == "") || (rep.Top1 != nil && *rep.Top1 != registry.Default.Top1) {
+				t.Errorf("published top-1 %v with --weights %q", rep.Top1, tt.weights)
 			}
 			if tt.weights == "" {
 				if rep.Checkpoint != nil {

@@ -91,6 +91,7 @@ func TestExecuteExitCodes(t *testing.T) {
 		{"did you mean", []string{"predcit", photo}, 2, "Did you mean this?\n\tpredict"},
 		{"completion tcsh", []string{"completion", "tcsh"}, 2, `unsupported shell "tcsh"`},
 		{"inspect mismatch", []string{"inspect", "--weights", tinyWeights}, 1, ""},
+		{"stdin named", []string{"predict", "--weights", tinyWeights, "-"}, 1, "res2net: decode <stdin>: "},
 		{"bad file among good", []string{"predict", "--weights", tinyWeights, photo, "missing.jpg"}, 1, "missing.jpg"},
 	}
 	for _, tt := range tests {
