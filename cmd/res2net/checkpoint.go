@@ -32,12 +32,16 @@ func loadClassifier(ctx context.Context, ios *ioStreams, m *modelFlags, transfor
 	if err != nil {
 		return nil, err
 	}
+	base := transform(entry)
 	opts := classify.Options{
 		Precision:      m.Precision,
-		Transform:      transform(entry),
+		Transform:      base,
 		Labels:         entry.Classes,
 		LabelsOptional: true, // the published names, for whatever checkpoint --weights gives
-		Warn:           func(msg string) { fmt.Fprintf(ios.ErrOut, "res2net: warning: %s\n", msg) },
+		// The checkpoint's own transform (train-head records it) applies
+		// unless --resize or --crop changed the model's.
+		CheckpointTransform: base.Transform == (&transformFlags{}).options(entry).Transform,
+		Warn:                func(msg string) { fmt.Fprintf(ios.ErrOut, "res2net: warning: %s\n", msg) },
 	}
 	if m.Labels != "" {
 		if opts.Labels, err = registry.ReadLabels(m.Labels); err != nil {

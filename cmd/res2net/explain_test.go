@@ -213,6 +213,10 @@ func TestBeyondUsage(t *testing.T) {
 		{"embed format with -o", []string{"embed", "-w", tinyWeights, "-o", "x.npy", "-f", "csv", photo}, "--format"},
 		{"embed format", []string{"embed", "-w", tinyWeights, "-f", "xml", photo}, "--format"},
 		{"similar topk", []string{"embed", "-w", tinyWeights, "--similar", photo, "-k", "0", photo}, "--topk"},
+		{"train-head no -o", []string{"train-head", "-w", tinyWeights, photosDir}, "-o MODEL.safetensors is required"},
+		{"train-head extension", []string{"train-head", "-w", tinyWeights, "-o", "m.pth", photosDir}, "name it .safetensors"},
+		{"train-head val", []string{"train-head", "-w", tinyWeights, "-o", "m.safetensors", "--val", "1", photosDir}, "--val"},
+		{"train-head l2", []string{"train-head", "-w", tinyWeights, "-o", "m.safetensors", "--l2", "-1", photosDir}, "--l2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -81,6 +81,7 @@ and gives the same answers as PyTorch.
 		newServeCmd(io),
 		newExplainCmd(io),
 		newEmbedCmd(io),
+		newTrainHeadCmd(io),
 		newVersionCmd(io),
 	)
 	initCompletionCmd(root)

@@ -53,6 +53,10 @@ type Options struct {
 	// value, or gemm.BF16). Without BF16 instructions the network runs
 	// FP32: Config().Precision says which it got.
 	Precision gemm.Precision
+	// CheckpointTransform lets a transform recorded in the checkpoint
+	// (MetaTransform) replace Transform's sizes and normalisation. Labels
+	// recorded in it (MetaLabels) replace Labels when LabelsOptional.
+	CheckpointTransform bool
 	// Warn, if not nil, receives the loader's warnings (for example NaN
 	// weights), each naming the file.
 	Warn func(msg string)
@@ -85,6 +89,9 @@ func Load(path string, opts Options) (*Classifier, error) {
 		for _, w := range ckpt.Warnings {
 			opts.Warn(fmt.Sprintf("%s: %s", path, w))
 		}
+	}
+	if err := fromMetadata(ckpt.Metadata, &opts); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	m, err := newModel(ckpt.Tensors, opts.Precision)
 	if err != nil {
