@@ -167,6 +167,21 @@ def cut_jpeg(src, dst, keep):
         f.write(data[:start] + body + b"\xff\xd9")
 
 
+def tga(imagetype, depth, w, h, body, flags=0x20, cmap=None, mapdepth=24, start=0, ident=b""):
+    """A TGA file written field by field, for variants Pillow cannot save."""
+    n = 0 if cmap is None else len(cmap) // (mapdepth // 8)
+    head = struct.pack("<BBBHHBHHHHBB", len(ident), cmap is not None, imagetype, start, n,
+                       mapdepth if cmap is not None else 0, 0, 0, w, h, depth, flags)
+    return head + ident + (cmap or b"") + body
+
+
+def write_bytes(data):
+    def writer(path):
+        with open(path, "wb") as f:
+            f.write(data)
+    return writer
+
+
 def patch_gif_offset(src, dst, dx, dy):
     """Enlarge a single-frame GIF's logical screen by (dx, dy) and move the
     frame to (dx - 2, dy - 1), leaving uncovered borders on every side."""
@@ -338,6 +353,51 @@ def main():
          lossless=True, exact=True)
     save("lossy.webp", False, cat, quality=80)
     save("lossy_rgba.webp", False, rgba, quality=80)
+
+    # PPM, PGM, PBM (netpbm): what Pillow writes, then headers with
+    # comments, other maxvals (scaled by Pillow) and the plain (text) forms.
+    save("rgb.ppm", True, coffee)
+    save("grey.pgm", True, coffee.convert("L"))
+    save("bilevel.pbm", True, coffee.convert("1"))
+    save("grey16.pgm", True, Image.fromarray(g16.astype(np.int32), "I"))
+    cw, ch = coffee.size
+    carr = np.array(coffee)
+    save("comment.ppm", True, writer=write_bytes(b"P6 # a comment\n%d\t%d\r\n# another\n255\n" % (cw, ch) + carr.tobytes()))
+    save("maxval100.ppm", True, writer=write_bytes(b"P6\n%d %d\n100\n" % (cw, ch) + carr.tobytes()))
+    save("maxval4000.ppm", True, writer=write_bytes(
+        b"P6\n%d %d\n4000\n" % (cw, ch) + (carr.astype(np.uint16) * 15 + 7).astype(">u2").tobytes()))
+    garr = np.array(coffee.convert("L")).astype(np.uint16)
+    save("maxval1000.pgm", True, writer=write_bytes(b"P5\n%d %d\n1000\n" % (cw, ch) + (garr * 4).astype(">u2").tobytes()))
+    save("plain.pgm", True, writer=write_bytes(b"P2\n# plain grey\n%d %d 300\n" % (cw, ch) + b"\n".join(
+        b" ".join(b"%d" % (v + v // 6) for v in row) for row in garr) + b"\n"))
+    save("plain.ppm", True, writer=write_bytes(b"P3 %d %d 255\n" % (cw, ch) + b"\n".join(
+        b" ".join(b"%d" % v for v in row.ravel()) + b" # row" for row in carr) + b"\n"))
+    bits = (np.array(coffee.convert("1")) == 0).astype(np.uint8)
+    save("plain.pbm", True, writer=write_bytes(b"P1\n%d %d\n" % (cw, ch) + b"\n".join(
+        b"".join(b"%d" % v for v in row) for row in bits) + b"\n"))
+
+    # TGA: what Pillow writes (bottom-up, raw and RLE), then 16-bit colour,
+    # other orientations, palettes with an offset or 16-bit entries,
+    # indices past the palette, an ID field and RLE packets across rows.
+    for mode in ("RGB", "RGBA", "L", "LA", "P", "1"):
+        src = pal if mode == "P" else (rgba if mode in ("RGBA", "LA") else cat)
+        save(f"{'bilevel' if mode == '1' else mode.lower()}.tga", True, src.convert(mode))
+        if mode != "1":
+            save(f"{mode.lower()}_rle.tga", True, src.convert(mode), compression="tga_rle")
+    tw, th = 5, 3
+    bgr5 = struct.pack("<15H", *[(i * 2731 + 97) & 0xFFFF for i in range(tw * th)])
+    save("bgr5.tga", True, writer=write_bytes(tga(2, 16, tw, th, bgr5)))
+    grey15 = bytes(range(7, 7 + 3 * tw * th, 3))
+    save("rtl_bottomup.tga", True, writer=write_bytes(tga(3, 8, tw, th, grey15, flags=0x10)))
+    save("rtl.tga", True, writer=write_bytes(tga(3, 8, tw, th, grey15, flags=0x30)))
+    save("palette_offset.tga", True, writer=write_bytes(tga(
+        1, 8, tw, th, bytes([0, 1, 2, 3, 4, 5, 6, 7, 200, 9, 3, 2, 1, 0, 255]), cmap=bytes(range(40, 58)), start=2,
+        ident=b"an id field")))
+    save("palette16.tga", True, writer=write_bytes(tga(
+        1, 8, tw, th, bytes(i % 4 for i in range(tw * th)), cmap=struct.pack("<4H", 0x7FFF, 0x0421, 0x1234, 0xFC00),
+        mapdepth=16)))
+    rle = bytes([0x06]) + bytes(range(21)) + bytes([0x82, 9, 8, 7]) + bytes([0x84, 1, 2, 3])  # literal across rows
+    save("rle_across_rows.tga", True, writer=write_bytes(tga(10, 24, tw, 3, rle)))
 
     # EXIF orientation: Decode with Orient must match exif_transpose.
     small = photo("astronaut.png", (50, 0, 450, 250), (23, 14))

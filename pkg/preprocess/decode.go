@@ -20,18 +20,25 @@ import (
 // hands the image's RGB rows to a sink.
 type codec struct {
 	name   string
-	config func(io.Reader) (image.Config, error)
+	config func([]byte) (image.Config, error)
 	rows   func([]byte, rowSink) error
 }
 
 var (
 	jpegCodec = &codec{"JPEG", decodeJPEGConfig, decodeJPEGRows}
-	pngCodec  = &codec{"PNG", png.DecodeConfig, decodePNGRows}
-	gifCodec  = &codec{"GIF", gif.DecodeConfig, decodeGIFRows}
-	bmpCodec  = &codec{"BMP", bmp.DecodeConfig, decodeBMPRows}
-	tiffCodec = &codec{"TIFF", tiff.DecodeConfig, decodeTIFFRows}
-	webpCodec = &codec{"WebP", webp.DecodeConfig, decodeWebPRows}
+	pngCodec  = &codec{"PNG", fromReader(png.DecodeConfig), decodePNGRows}
+	gifCodec  = &codec{"GIF", fromReader(gif.DecodeConfig), decodeGIFRows}
+	bmpCodec  = &codec{"BMP", fromReader(bmp.DecodeConfig), decodeBMPRows}
+	tiffCodec = &codec{"TIFF", fromReader(tiff.DecodeConfig), decodeTIFFRows}
+	webpCodec = &codec{"WebP", fromReader(webp.DecodeConfig), decodeWebPRows}
+	pnmCodec  = &codec{"PPM", fromReader(decodePNMConfig), decodePNMRows}
+	tgaCodec  = &codec{"TGA", fromReader(decodeTGAConfig), decodeTGARows}
 )
+
+// fromReader adapts a DecodeConfig to the bytes read.
+func fromReader(config func(io.Reader) (image.Config, error)) func([]byte) (image.Config, error) {
+	return func(b []byte) (image.Config, error) { return config(bytes.NewReader(b)) }
+}
 
 // sniffLen is how many leading bytes identify the format, or name an
 // unsupported one (describe looks at up to 512).
@@ -73,7 +80,17 @@ type input struct {
 	orientation int // EXIF orientation to apply, 1 for none
 }
 
-// readInput reads an image file and checks its header; see Decode.
+// readChunk is the first size in which readInput reads a stream; it
+// doubles up to maxReadChunk.
+const (
+	readChunk    = 64 << 10
+	maxReadChunk = 16 << 20
+)
+
+// readInput reads an image file and checks its header; see Decode. It
+// reads incrementally: unrecognised data is refused after its first bytes,
+// and the header is checked (format, pixel limit) as soon as the bytes
+// read hold it, before the rest is read.
 func readInput(r io.Reader, opts Options) (*input, error) {
 	br := bufio.NewReaderSize(r, sniffLen)
 	head, err := br.Peek(sniffLen)
@@ -84,35 +101,88 @@ func readInput(r io.Reader, opts Options) (*input, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := io.ReadAll(io.LimitReader(br, maxFileBytes+1))
+	data, err := readAll(br, c, opts)
 	if err != nil {
 		return nil, err
-	}
-	if int64(len(data)) > maxFileBytes {
-		return nil, fmt.Errorf("%w: %s file is longer than the limit of %d bytes", ErrTooLarge, c.name, maxFileBytes)
 	}
 	// The ANIM chunk may lie past the sniffed bytes, after a large ICC
 	// profile.
 	if c == webpCodec && riffChunk(data, "ANIM") != nil {
 		return nil, fmt.Errorf("%w: animated WebP files are not supported", ErrUnsupported)
 	}
-	var cfg image.Config
-	if err := protect(c, func() (err error) { cfg, err = c.config(bytes.NewReader(data)); return }); err != nil {
-		return nil, fmt.Errorf("%s header: %w", c.name, classify(err))
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, fmt.Errorf("%s image has no pixels (%dx%d)", c.name, cfg.Width, cfg.Height)
-	}
-	if n := int64(cfg.Width) * int64(cfg.Height); opts.MaxPixels > 0 && n > opts.MaxPixels {
-		return nil, fmt.Errorf("%w: %s image is %dx%d = %d pixels, more than the limit of %d",
-			ErrTooLarge, c.name, cfg.Width, cfg.Height, n, opts.MaxPixels)
+	cfg, err := checkHeader(c, data, opts)
+	if err != nil {
+		return nil, err
 	}
 	in := &input{c: c, data: data, w: cfg.Width, h: cfg.Height, orientation: 1}
-	// Pillow 9.4 applies a TIFF's orientation tag when it loads the file.
-	if opts.Orient || c == tiffCodec {
+	switch {
+	case c == tgaCodec: // the file's row order, not EXIF
+		in.orientation = tgaOrientation(data)
+	case opts.Orient || c == tiffCodec: // Pillow 9.4 applies a TIFF's orientation when it loads the file
 		in.orientation = exifOrientation(c, data)
 	}
 	return in, nil
+}
+
+// readAll reads the rest of a stream whose format c was sniffed, in
+// growing chunks, checking the header against opts on what has arrived
+// until it is complete. The result takes at most twice the data's size
+// while it is assembled.
+func readAll(r io.Reader, c *codec, opts Options) ([]byte, error) {
+	var chunks [][]byte
+	var total int64
+	headerOK := false
+	for size := readChunk; ; size = min(2*size, maxReadChunk) {
+		chunk := make([]byte, size)
+		n, err := io.ReadFull(r, chunk)
+		chunks = append(chunks, chunk[:n])
+		total += int64(n)
+		if total > maxFileBytes {
+			return nil, fmt.Errorf("%w: %s file is longer than the limit of %d bytes", ErrTooLarge, c.name, maxFileBytes)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !headerOK {
+			// Refuse as soon as the header read so far fails for another
+			// reason than its end (a TIFF's header may lie anywhere).
+			_, herr := checkHeader(c, bytes.Join(chunks, nil), opts)
+			cut := errors.Is(herr, io.EOF) || errors.Is(herr, io.ErrUnexpectedEOF) || errors.Is(herr, errJPEGTruncated)
+			if herr != nil && !cut && c != tiffCodec {
+				return nil, herr
+			}
+			headerOK = herr == nil
+		}
+	}
+	if len(chunks) == 1 {
+		return chunks[0], nil
+	}
+	data := make([]byte, 0, total)
+	for i := range chunks {
+		data = append(data, chunks[i]...)
+		chunks[i] = nil
+	}
+	return data, nil
+}
+
+// checkHeader reads the header from data and checks the image size
+// against opts.
+func checkHeader(c *codec, data []byte, opts Options) (image.Config, error) {
+	var cfg image.Config
+	if err := protect(c, func() (err error) { cfg, err = c.config(data); return }); err != nil {
+		return cfg, fmt.Errorf("%s header: %w", c.name, classify(err))
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return cfg, fmt.Errorf("%s image has no pixels (%dx%d)", c.name, cfg.Width, cfg.Height)
+	}
+	if n := int64(cfg.Width) * int64(cfg.Height); opts.MaxPixels > 0 && n > opts.MaxPixels {
+		return cfg, fmt.Errorf("%w: %s image is %dx%d = %d pixels, more than the limit of %d",
+			ErrTooLarge, c.name, cfg.Width, cfg.Height, n, opts.MaxPixels)
+	}
+	return cfg, nil
 }
 
 // decode hands the pixels to sink, turning decoder panics into errors.
@@ -171,12 +241,22 @@ func sniff(b []byte) (*codec, error) {
 		return tiffCodec, nil
 	case has(0, "RIFF") && has(8, "WEBP"):
 		return webpCodec, nil
+	case isPNM(b):
+		return pnmCodec, nil
+	}
+	// TGA has no signature: it comes after the formats that have one.
+	if name := knownFormat(b); name != "" {
+		return nil, fmt.Errorf("%w: %s", ErrUnsupported, name)
+	}
+	if isTGA(b) && !isText(b) {
+		return tgaCodec, nil
 	}
 	return nil, fmt.Errorf("%w: %s", ErrUnsupported, describe(b))
 }
 
-// describe names a format this package does not read, for error messages.
-func describe(b []byte) string {
+// knownFormat names a format this package recognises but does not read,
+// or returns "".
+func knownFormat(b []byte) string {
 	has := func(off int, s string) bool {
 		return len(b) >= off+len(s) && string(b[off:off+len(s)]) == s
 	}
@@ -205,6 +285,11 @@ func describe(b []byte) string {
 			return k.name + " files are not supported"
 		}
 	}
+	return ""
+}
+
+// describe says what unrecognised data looks like, for error messages.
+func describe(b []byte) string {
 	head := b[:min(len(b), 512)]
 	if isText(head) {
 		if bytes.Contains(bytes.ToLower(head), []byte("<svg")) {

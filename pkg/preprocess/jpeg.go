@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"io"
 )
 
 // A JPEG decoder written to give the same pixels as Pillow, which decodes
@@ -33,6 +32,9 @@ const (
 	jpegWorkPerBlock = 16 * 64
 	jpegWorkPerByte  = 512
 )
+
+// jpegMaxJunk bounds the stray bytes the header may have between markers.
+const jpegMaxJunk = 1 << 20
 
 var (
 	errJPEGTruncated = errors.New("file is truncated")
@@ -255,13 +257,16 @@ func (d *jpegDecoder) nextMarker() byte {
 }
 
 // decodeJPEGConfig reads the frame header only.
-func decodeJPEGConfig(r io.Reader) (image.Config, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return image.Config{}, err
-	}
+func decodeJPEGConfig(data []byte) (image.Config, error) {
 	d := &jpegDecoder{data: data, pos: 2}
 	for d.comps == nil {
+		// Stray bytes between markers are skipped, as libjpeg does, but
+		// not without end: a stream of junk is not an image.
+		start := d.pos
+		if d.nextMarker(); d.pos-start > jpegMaxJunk {
+			return image.Config{}, fmt.Errorf("%w: %d bytes without a marker before the frame header", ErrUnsupported, d.pos-start)
+		}
+		d.pos = start
 		seg, err := d.next()
 		if err != nil {
 			return image.Config{}, err

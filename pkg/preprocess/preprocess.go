@@ -57,9 +57,10 @@ func DefaultOptions() Options {
 }
 
 // ErrUnsupported reports an input that is not an image in a supported
-// format (JPEG, PNG, GIF, BMP, TIFF, WebP) or uses a feature of one that
-// is not supported (for example arithmetic-coded JPEG, CMYK TIFF,
-// compressed BMP, animated WebP).
+// format (JPEG, PNG, GIF, BMP, TIFF, WebP, PPM/PGM/PBM, TGA) or uses a
+// feature of one that is not supported (for example arithmetic-coded
+// JPEG, CMYK TIFF, compressed BMP, animated WebP); recognised formats
+// that are not read (HEIC, AVIF, JPEG XL, PSD...) are named.
 var ErrUnsupported = errors.New("unsupported image")
 
 // ErrTooLarge reports an image whose declared size exceeds
@@ -97,15 +98,34 @@ func Read(r io.Reader, name string, opts Options) (*ops.Tensor, error) {
 	return sink.finish(), nil
 }
 
-// imageExts are the extensions IsImageFile accepts, lower case.
+// imageExts are the extensions of the formats Decode reads, lower case.
 var imageExts = map[string]bool{
 	".jpg": true, ".jpeg": true, ".jpe": true, ".jfif": true,
 	".png": true, ".gif": true, ".bmp": true, ".dib": true,
 	".tif": true, ".tiff": true, ".webp": true,
+	".ppm": true, ".pgm": true, ".pbm": true, ".pnm": true,
+	".tga": true, ".icb": true, ".vda": true, ".vst": true,
+}
+
+// otherImageExts are image formats Decode recognises by content but does
+// not read: its error names them (ErrUnsupported).
+var otherImageExts = map[string]bool{
+	".heic": true, ".heif": true, ".avif": true, ".jxl": true, ".jp2": true, ".j2k": true,
+	".psd": true, ".svg": true, ".ico": true, ".qoi": true, ".exr": true,
+	".dng": true, ".cr2": true, ".cr3": true, ".nef": true, ".arw": true,
 }
 
 // IsImageFile reports whether name has the extension of a format Decode
-// reads (case-insensitive), for picking images out of a folder.
+// reads (case-insensitive).
 func IsImageFile(name string) bool {
 	return imageExts[strings.ToLower(filepath.Ext(name))]
+}
+
+// IsImageName reports whether name has the extension of an image, read by
+// Decode or not (HEIC, AVIF...): the files a folder walk should take, and
+// report with Decode's "unsupported" error when it cannot read them,
+// instead of skipping them silently.
+func IsImageName(name string) bool {
+	ext := strings.ToLower(filepath.Ext(name))
+	return imageExts[ext] || otherImageExts[ext]
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -395,11 +396,7 @@ func TestErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	readFile := func(name string) string {
-		b, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
+		return string(mustRead(t, filepath.Join("testdata", name)))
 	}
 	twelveBit := []byte(withJPEGSize(jpegData, 61, 45))
 	twelveBit[bytes.Index(twelveBit, []byte("\xff\xc0"))+4] = 12
@@ -425,6 +422,14 @@ func TestErrors(t *testing.T) {
 		{"magic.gif", "GIF89a", "GIF", false},
 		{"magic.bmp", "BM", "BMP", false},
 		{"magic.tif", "II*\x00", "TIFF", false},
+		{"cut.ppm", string(readFile("formats/rgb.ppm")[:100]), "truncated", false},
+		{"header.pgm", "P5 12", "PPM", false},
+		{"maxval.pgm", "P5 1 1 70000\n\x00", "maxval", false},
+		{"plain-bad.pbm", "P1 2 1\n0 2", "invalid", false},
+		{"plain-big.pgm", "P2 2 1 10\n3 11", "larger than maxval", false},
+		{"cut.tga", string(readFile("formats/rgb.tga")[:200]), "truncated", false},
+		{"cut-rle.tga", string(readFile("formats/rgb_rle.tga")[:200]), "truncated", false},
+		{"run-across.tga", string(tgaRunAcrossRows()), "crosses", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Read(strings.NewReader(tc.data), tc.name, DefaultOptions())
@@ -450,9 +455,18 @@ func TestIsImageFile(t *testing.T) {
 	for name, want := range map[string]bool{
 		"a.jpg": true, "b.JPEG": true, "c.png": true, "d.Webp": true, "e.tif": true, "f.tiff": true,
 		"g.bmp": true, "h.gif": true, "i.heic": false, "j.txt": false, "jpg": false, "dir/k.jpg.npy": false,
+		"l.PPM": true, "m.pgm": true, "n.pbm": true, "o.tga": true,
 	} {
 		if got := IsImageFile(name); got != want {
 			t.Errorf("IsImageFile(%q) = %v", name, got)
+		}
+		if got := IsImageName(name); got != want && !strings.HasSuffix(name, ".heic") {
+			t.Errorf("IsImageName(%q) = %v", name, got)
+		}
+	}
+	for _, name := range []string{"a.heic", "b.AVIF", "c.jxl", "d.psd"} {
+		if !IsImageName(name) || IsImageFile(name) {
+			t.Errorf("%s: IsImageName %v, IsImageFile %v", name, IsImageName(name), IsImageFile(name))
 		}
 	}
 }
@@ -521,17 +535,56 @@ func (e *endless) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestEndlessInput: an endless stream of unrecognised bytes is refused
-// after its first bytes; one that starts like an image is refused once it
-// exceeds the byte limit, instead of being read until memory runs out.
+// counting counts the bytes read through it.
+type counting struct {
+	r io.Reader
+	n int64
+}
+
+func (c *counting) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// TestEndlessInput: endless streams are read incrementally and refused as
+// soon as their first bytes show they are no image, their header is
+// complete and too large, or they pass the byte limit, instead of being
+// read until memory runs out (predict - once held 2.8 GB of
+// "\xff\xd8\xff" and zeros).
 func TestEndlessInput(t *testing.T) {
-	var err error
-	alloc := allocDuring(func() { _, err = Read(&endless{}, "zeros", DefaultOptions()) })
-	if !errors.Is(err, ErrUnsupported) {
-		t.Errorf("endless zeros: want ErrUnsupported, got %v", err)
-	}
-	if alloc > 16<<20 {
-		t.Errorf("endless zeros: refusing allocated %d bytes", alloc)
+	png := withPNGSize(mustRead(t, "testdata/formats/rgb8.png"), 50000, 50000)
+	for _, tc := range []struct {
+		name    string
+		src     *endless
+		want    error
+		say     string
+		maxRead int64
+	}{
+		{"zeros", &endless{}, ErrUnsupported, "unrecognised", 4 << 10},
+		{"jpeg-zeros.jpg", &endless{prefix: []byte("\xff\xd8\xff")}, ErrUnsupported, "without a marker", 4 << 20},
+		{"huge.png", &endless{prefix: png[:33], fill: 0xa5}, ErrTooLarge, "2500000000", 128 << 10},
+		{"bad-chunk.png", &endless{prefix: []byte("\x89PNG\r\n\x1a\n"), fill: 0xa5}, nil, "PNG header", 128 << 10},
+		{"endless.pgm", &endless{prefix: []byte("P5 100 100 255\n"), fill: 7}, ErrTooLarge, "longer than", maxFileBytes + 32<<20},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "endless.pgm" {
+				t.Skip("reads the whole 1 GiB limit")
+			}
+			r := &counting{r: tc.src}
+			var err error
+			alloc := allocDuring(func() { _, err = Read(r, tc.name, DefaultOptions()) })
+			if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.say) || !strings.Contains(err.Error(), tc.name) {
+				t.Fatalf("want %v saying %q and naming the input, got %v", tc.want, tc.say, err)
+			}
+			if r.n > tc.maxRead {
+				t.Errorf("read %d bytes before refusing, want at most %d", r.n, tc.maxRead)
+			}
+			if alloc > uint64(3*tc.maxRead+1<<20) {
+				t.Errorf("refusing allocated %d bytes", alloc)
+			}
+			t.Logf("read %d bytes, allocated %d: %v", r.n, alloc, err)
+		})
 	}
 
 	saved := maxFileBytes
@@ -539,11 +592,26 @@ func TestEndlessInput(t *testing.T) {
 	t.Cleanup(func() { maxFileBytes = saved })
 	for name, prefix := range map[string]string{
 		"endless.jpg": "\xff\xd8\xff\xe0",
-		"endless.png": "\x89PNG\r\n\x1a\n",
+		"endless.pgm": "P5 100 100 255\n",
 	} {
 		_, err := Read(&endless{prefix: []byte(prefix), fill: 0xa5}, name, DefaultOptions())
 		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: want ErrTooLarge naming the input, got %v", name, err)
 		}
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tgaRunAcrossRows is a 3x2 RLE TGA whose run packet crosses the first
+// row's end, which Pillow refuses ("buffer overrun").
+func tgaRunAcrossRows() []byte {
+	return append(tgaFileHeader(10, 24, 3, 2), 0x85, 1, 2, 3)
 }

@@ -90,6 +90,9 @@ func TestTinyFilesHugeImages(t *testing.T) {
 		{"cmyk-cut.jpg", withJPEGSize(cut, 11000, 11000), "truncated", 4 * mib},
 		{"gif-35-bytes.gif", tinyGIF(11000, 11000), "truncated", mib},
 		{"progressive-no-data.jpg", emptyRefinementJPEG(11000, 11000, 0)[:400], "truncated", 4 * mib},
+		{"rle.tga", append(tgaFileHeader(10, 24, 11000, 11000), 0xff, 1, 2, 3), "truncated", mib},
+		{"plain.pgm", []byte("P2 11000 11000 255\n0 0 0\n"), "truncated", mib},
+		{"raw.ppm", []byte("P6 11000 11000 255\n\x00\x00\x00"), "truncated", mib},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var err error
@@ -133,4 +136,12 @@ func TestBudget(t *testing.T) {
 	if alloc > 1<<20 {
 		t.Errorf("refusing allocated %d bytes", alloc)
 	}
+}
+
+// tgaFileHeader is an 18-byte top-down TGA header.
+func tgaFileHeader(imageType, depth, w, h int) []byte {
+	b := make([]byte, tgaHeaderLen)
+	b[2], b[16], b[17] = byte(imageType), byte(depth), 0x20
+	b[12], b[13], b[14], b[15] = byte(w), byte(w>>8), byte(h), byte(h>>8)
+	return b
 }
