@@ -7,7 +7,9 @@ Usage:
 
 Builds the full Res2Net-50 26w x 4s (scripts/reference.py), loads --weights if
 given (any checkpoint torch.load reads: legacy or zip, wrapped or not; a tiny
-checkpoint gives the tiny model) or else uses the seeded random init, and
+checkpoint gives the tiny model; one in timm's layout the published timm
+variant of its shapes, scripts/timm_reference.py) or else uses the seeded
+random init, and
 times forward passes on a seeded random fp32 batch of B x 3 x size x size in
 eval mode under torch.inference_mode(). Each timed iteration is one forward
 pass of the whole batch; per-image time is iteration time / B.
@@ -31,6 +33,7 @@ import torch
 sys.dont_write_bytecode = True  # keep scripts/ free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reference  # noqa: E402
+import timm_reference  # noqa: E402
 
 
 def p90(values):
@@ -56,7 +59,10 @@ def main():
 
     torch.set_num_threads(args.threads)
     if args.weights:
-        model = reference.build_for(reference.load_state_dict(args.weights))
+        sd = reference.load_state_dict(args.weights)
+        # timm's layout (conv1 / conv1.0 stem): the variant with these shapes.
+        timm = "conv1.weight" in sd or "conv1.0.weight" in sd
+        model = timm_reference.build_for(sd) if timm else reference.build_for(sd)
     else:
         model = reference.build_full()
         reference.seeded_init(model, 0, (2, 3, 64, 64))

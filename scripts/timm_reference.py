@@ -182,6 +182,19 @@ def seeded(cfg, seed, calib_shape):
     return model.eval()
 
 
+def build_for(sd):
+    """Eval-mode model of the published variant whose state dict has sd's
+    keys and shapes (classes from fc), loaded with sd."""
+    shapes = {k: tuple(v.shape) for k, v in sd.items()}
+    for name, (cfg, _) in VARIANTS.items():
+        cfg = dict(cfg, classes=sd["fc.weight"].shape[0])
+        model = Res2Net(**cfg)
+        if {k: tuple(v.shape) for k, v in model.state_dict().items()} == shapes:
+            model.load_state_dict(sd)
+            return model.eval()
+    raise ValueError("state dict matches no published timm variant")
+
+
 def check_against_listing(name):
     """Assert the variant's keys, shapes, dtypes (in order) and parameters match its listing."""
     cfg, params = VARIANTS[name]

@@ -26,11 +26,12 @@ func newInspectCmd(io *ioStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect",
 		Short: "Show every layer: output shape, parameters and MACs",
-		Long: `Show every layer of Res2Net-50 26w x 4s with its output shape for one 224x224
-image, its learnable parameters and its multiply-accumulates, and the totals.
-With --weights, also check a checkpoint file against the architecture: the
-exit status is 1 when it does not match. The published accuracy is shown
-for the published checkpoint only (no --weights, or a file with its SHA-256).`,
+		Long: `Show every layer of the model (--model, from its configuration alone) with its
+output shape for one 224x224 image, its learnable parameters and its
+multiply-accumulates, and the totals. With --weights, show the architecture
+read from the checkpoint file and check the file against it (against the
+model's when none can be read): the exit status is 1 when it does not match.
+The published accuracy is shown for the published checkpoint only (no --weights, or a file with its SHA-256).`,
 		Args: argsUsage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runInspect(cmd.Context(), opts)
@@ -91,12 +92,15 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 	// it, by its SHA-256.
 	published := true
 	if opts.Model.Weights != "" {
-		ck, err := inspectCheckpoint(opts.Model.Weights, cfg)
+		ck, fileCfg, err := inspectCheckpoint(opts.Model.Weights, cfg)
 		if err != nil {
 			return err
 		}
 		rep.Checkpoint = ck
 		published = entry.IsPublished(ck.SHA256, "")
+		if fileCfg != cfg {
+			cfg, rep.Model = fileCfg, fileCfg.String()
+		}
 	}
 	if published {
 		rep.Top1, rep.Top5, rep.Dataset = &entry.Top1, &entry.Top5, entry.Dataset
@@ -124,24 +128,29 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 	return nil
 }
 
-// inspectCheckpoint loads the file and checks it against cfg. A file that
-// loads but does not fit the architecture is reported, not an error.
-func inspectCheckpoint(path string, cfg model.Config) (*checkpointReport, error) {
+// inspectCheckpoint loads the file and checks it against the architecture
+// model.Infer reads from it, or against cfg when none can be read, and
+// returns the architecture checked. A file that loads but does not fit is
+// reported, not an error.
+func inspectCheckpoint(path string, cfg model.Config) (*checkpointReport, model.Config, error) {
 	// Load first: its errors say what is wrong with a file that is no
 	// checkpoint at all.
 	ckpt, err := checkpoint.Load(path)
 	if err != nil {
-		return nil, err
+		return nil, cfg, err
 	}
 	sum, err := download.SHA256File(path)
 	if err != nil {
-		return nil, err
+		return nil, cfg, err
+	}
+	if inferred, err := model.Infer(ckpt.Tensors); err == nil {
+		cfg = inferred
 	}
 	rep := &checkpointReport{Path: path, Format: ckpt.Format, SHA256: sum, Tensors: len(ckpt.Tensors), Matches: true}
 	if _, err := model.New(cfg, ckpt.Tensors); err != nil {
 		rep.Matches, rep.Problem = false, err.Error()
 	}
-	return rep, nil
+	return rep, cfg, nil
 }
 
 // writeText prints the report; the caller's bufio.Writer keeps the first

@@ -217,3 +217,18 @@ func (c Config) StateDict() []Param {
 		Param{a.head + ".weight", []int{c.Classes, c.Features()}},
 		Param{a.head + ".bias", []int{c.Classes}})
 }
+
+// String describes the configuration in one line, for reports on a
+// checkpoint that is not a published model.
+func (c Config) String() string {
+	s := fmt.Sprintf("Res2Net, %v layout: layers %v, planes %v, %dw x %ds", c.Layout, c.Layers, c.Planes, c.BaseWidth, c.Scale)
+	if c.Cardinality != 1 {
+		s += fmt.Sprintf(", cardinality %d", c.Cardinality)
+	}
+	if c.Stem == StemDeep {
+		s += fmt.Sprintf(", deep stem (%d, %d, %d)", c.StemWidth, c.StemWidth, c.StemChannels)
+	} else {
+		s += fmt.Sprintf(", %v stem (%d)", c.Stem, c.StemChannels)
+	}
+	return s + fmt.Sprintf(", %v shortcut, %d classes", c.Shortcut, c.Classes)
+}
