@@ -38,6 +38,7 @@ type serveOptions struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
+	DrainDelay        time.Duration
 	ShutdownTimeout   time.Duration
 
 	// Listening, when set, is called with the bound address once the
@@ -103,6 +104,7 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.ReadTimeout, "read-timeout", 30*time.Second, "longest time to read a whole request")
 	f.DurationVar(&o.WriteTimeout, "write-timeout", 60*time.Second, "longest time from the end of the headers to the end of the response")
 	f.DurationVar(&o.IdleTimeout, "idle-timeout", 120*time.Second, "longest wait for the next request on a kept-alive connection")
+	f.DurationVar(&o.DrainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long after readiness turns false, for load balancers to notice")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "longest wait for requests in flight on SIGTERM")
 }
 
@@ -133,6 +135,9 @@ func (o *serveOptions) validate() error {
 		if d.v <= 0 {
 			return usageErrorf("%s must be positive, got %v", d.flag, d.v)
 		}
+	}
+	if o.DrainDelay < 0 {
+		return usageErrorf("--drain-delay must not be negative, got %v", o.DrainDelay)
 	}
 	if err := o.Transform.validate(); err != nil {
 		return err
@@ -248,10 +253,12 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	// Not ready first, so that load balancers stop sending; Shutdown then
-	// closes the listener and waits for the requests in flight.
+	// Not ready first, so that load balancers stop sending (they poll, so
+	// keep serving for --drain-delay); Shutdown then closes the listener
+	// and waits for the requests in flight.
 	srv.SetReady(false)
-	logger.Info("shutting down", "timeout", opts.ShutdownTimeout.String())
+	logger.Info("shutting down", "drain_delay", opts.DrainDelay.String(), "timeout", opts.ShutdownTimeout.String())
+	time.Sleep(opts.DrainDelay)
 	sctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
 	defer cancel()
 	if err := httpSrv.Shutdown(sctx); err != nil {
