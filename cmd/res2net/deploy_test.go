@@ -27,8 +27,6 @@ import (
 // is at hand, so the tests parse them and hold them to the server they
 // deploy (its flags, routes, port and user).
 
-const repoRoot = "../.."
-
 // dockerInstruction is one instruction of a Dockerfile, continuation
 // lines joined.
 type dockerInstruction struct {
