@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -104,6 +105,9 @@ func runFetch(ctx context.Context, opts *fetchOptions) error {
 			return err
 		}
 		if path, err = download.Fetch(ctx, src, dir, dl); err != nil {
+			if src.Name == entry.File && ctx.Err() == nil { // the model's file: say what else works
+				err = &registry.UnavailableError{Entry: entry, Path: filepath.Join(dir, entry.File), Err: err}
+			}
 			return withSizeHint(err)
 		}
 	default:
