@@ -155,3 +155,49 @@ func TestBinaryFIFOArgument(t *testing.T) {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 }
+
+// TestFilesFromPipe: --files-from reads a list from a pipe (as
+// `--files-from <(find ...)` gives), and a cancelled run does not wait for
+// a pipe nobody writes.
+func TestFilesFromPipe(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "list")
+	if err := syscall.Mkfifo(list, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	photo := filepath.Join(photosDir, "coffee.png")
+	go func() {
+		if f, err := os.OpenFile(list, os.O_WRONLY, 0); err == nil {
+			f.WriteString(photo + "\n")
+			f.Close()
+		}
+	}()
+	ios, out, errOut := testIO("")
+	opts := tinyPredict(ios, "json")
+	opts.FilesFrom = list
+	if err := runPredict(context.Background(), opts); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	if got := recordFiles(jsonRecords(t, out.Bytes())); !slices.Equal(got, []string{photo}) {
+		t.Errorf("records for %v", got)
+	}
+
+	silent := filepath.Join(dir, "silent")
+	if err := syscall.Mkfifo(silent, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Release the reader left waiting in open once the test is over.
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(silent, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			f.Close()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	opts = tinyPredict(ios, "json")
+	opts.FilesFrom = silent
+	start := time.Now()
+	if err := runPredict(ctx, opts); err == nil || time.Since(start) > 10*time.Second {
+		t.Errorf("runPredict on a silent pipe: %v after %v", err, time.Since(start))
+	}
+}

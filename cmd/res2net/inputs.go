@@ -27,6 +27,8 @@ type input struct {
 var otherImageExts = map[string]bool{
 	".heic": true, ".heif": true, ".avif": true, ".jxl": true, ".jp2": true, ".j2k": true,
 	".psd": true, ".svg": true, ".ico": true, ".dng": true, ".cr2": true, ".nef": true, ".arw": true,
+	// Pillow opens these; reported if the decoder does not (yet).
+	".ppm": true, ".pgm": true, ".pbm": true, ".pnm": true, ".tga": true,
 }
 
 // looksLikeImage reports whether a file found in a folder is meant as an

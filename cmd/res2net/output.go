@@ -150,6 +150,12 @@ func (o *outputFile) commit() error {
 	return nil
 }
 
+// discard removes the temporary file, leaving FILE as it was.
+func (o *outputFile) discard() {
+	o.tmp.Close()
+	os.Remove(o.tmp.Name())
+}
+
 // carryOver copies the classified records of an earlier run's output at
 // path into p for --resume and returns the files they cover. A missing file
 // is an empty result; failed records are dropped, so those files are tried

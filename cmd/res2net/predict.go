@@ -160,7 +160,7 @@ func runPredict(ctx context.Context, opts *predictOptions) error {
 	}
 	args := opts.Inputs
 	if opts.FilesFrom != "" {
-		listed, err := readFilesFrom(opts.IO, opts.FilesFrom)
+		listed, err := readFilesFrom(ctx, opts.IO, opts.FilesFrom)
 		if err != nil {
 			return err
 		}
@@ -190,7 +190,13 @@ func runPredict(ctx context.Context, opts *predictOptions) error {
 	}
 	run := &predictRun{opts: opts, start: time.Now()}
 	err := run.classify(ctx, inputs, dst, file)
-	if file != nil {
+	switch {
+	case file == nil:
+	case err != nil && run.done == 0 && !opts.Resume:
+		// Nothing to keep (the checkpoint did not load, say): the file
+		// from an earlier run stays as it was.
+		file.discard()
+	default:
 		if cerr := file.commit(); err == nil {
 			err = cerr
 		}
@@ -205,16 +211,36 @@ func runPredict(ctx context.Context, opts *predictOptions) error {
 	return nil
 }
 
-func readFilesFrom(ios *ioStreams, name string) ([]string, error) {
-	if name == "-" {
-		return readFileList(ios.In, stdinName)
+// readFilesFrom reads --files-from's list: standard input, or a file,
+// which may be a pipe (--files-from <(find ...)); a signal ends the wait
+// for a writer that does not finish.
+func readFilesFrom(ctx context.Context, ios *ioStreams, name string) ([]string, error) {
+	type list struct {
+		paths []string
+		err   error
 	}
-	f, err := openImage(name) // a regular file: never a FIFO that blocks
-	if err != nil {
-		return nil, fmt.Errorf("--files-from %w", err)
+	done := make(chan list, 1)
+	go func() {
+		if name == "-" {
+			paths, err := readFileList(ios.In, stdinName)
+			done <- list{paths, err}
+			return
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			done <- list{nil, fmt.Errorf("--files-from %s: %w", name, unwrapPathError(err))}
+			return
+		}
+		defer f.Close()
+		paths, err := readFileList(f, name)
+		done <- list{paths, err}
+	}()
+	select {
+	case l := <-done:
+		return l.paths, l.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	defer f.Close()
-	return readFileList(f, name)
 }
 
 // predictRun is one predict run's state: the counts its progress and

@@ -458,3 +458,25 @@ func TestParseShard(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictOutputKeptOnLoadFailure: a run that fails before any result
+// (the checkpoint does not load) leaves -o's earlier file alone.
+func TestPredictOutputKeptOnLoadFailure(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "results.jsonl")
+	if err := os.WriteFile(path, []byte("earlier\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ios, _, _ := testIO("")
+	opts := tinyPredict(ios, "", filepath.Join(photosDir, "coffee.png"))
+	opts.Output, opts.Model.Weights = path, filepath.Join(dir, "missing.pth")
+	if err := runPredict(context.Background(), opts); err == nil {
+		t.Fatal("succeeded without a checkpoint")
+	}
+	if data, _ := os.ReadFile(path); string(data) != "earlier\n" {
+		t.Errorf("-o file now %q", data)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("%d files left in the folder", len(entries))
+	}
+}
