@@ -30,7 +30,21 @@ func startServe(t *testing.T, opts *serveOptions) (string, func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	opts.Addr = "127.0.0.1:0"
-	opts.Listening = func(a string) { addr <- a }
+	opts.Listening = func(a string) {
+		// Called before the models load: live, not ready.
+		for path, want := range map[string]int{"/v2/health/live": 200, "/v2/health/ready": 503} {
+			resp, err := http.Get("http://" + a + path)
+			if err != nil {
+				t.Error(err)
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("GET %s while loading: %d, want %d", path, resp.StatusCode, want)
+			}
+		}
+		addr <- a
+	}
 	done := make(chan error, 1)
 	go func() { done <- runServe(ctx, opts) }()
 	var url string

@@ -115,9 +115,17 @@ func TestLoad(t *testing.T) {
 
 	var table strings.Builder
 	fmt.Fprintf(&table, "| clients | requests | images/s | p50 | p99 | errors |\n| --- | --- | --- | --- | --- | --- |\n")
-	var at32 float64
+	var at32, bench float64
 	for _, clients := range []int{1, 8, 32} {
+		// The machine is shared and noisy: the forward pass alone is timed
+		// right before and after the level it is compared with.
+		if weights != "" && clients == 32 {
+			bench = forwardRate(t, c, 8, threads) / 2
+		}
 		m := attack(target, clients, d)
+		if weights != "" && clients == 32 {
+			bench += forwardRate(t, c, 8, threads) / 2
+		}
 		checkClean(t, fmt.Sprintf("%d clients", clients), m)
 		fmt.Fprintf(&table, "| %d | %d | %.1f | %.0f ms | %.0f ms | %d |\n", clients, m.Requests, m.Throughput,
 			float64(m.Latencies.P50.Microseconds())/1e3, float64(m.Latencies.P99.Microseconds())/1e3, int(m.Requests)-m.StatusCodes["200"])
@@ -127,7 +135,6 @@ func TestLoad(t *testing.T) {
 	if weights == "" {
 		return
 	}
-	bench := forwardRate(t, c, 8, threads)
 	t.Logf("forward pass alone, batch 8, %d threads: %.1f images/s; 32 clients: %.1f images/s = %.2fx", threads, bench, at32, at32/bench)
 	if at32 < 0.8*bench {
 		t.Errorf("32 clients: %.1f images/s, less than 0.8x the forward pass alone (%.1f)", at32, bench)

@@ -63,14 +63,17 @@ type inferRequest struct {
 }
 
 type requestInput struct {
-	Name     string          `json:"name"`
-	Shape    []int64         `json:"shape"`
-	Datatype string          `json:"datatype"`
-	Data     json.RawMessage `json:"data"`
+	Name       string          `json:"name"`
+	Shape      []int64         `json:"shape"`
+	Datatype   string          `json:"datatype"`
+	Parameters map[string]any  `json:"parameters,omitempty"`
+	Data       json.RawMessage `json:"data"`
+	binary     []byte          // the tensor's data in the binary extension
 }
 
 type requestedOuput struct {
-	Name string `json:"name"`
+	Name       string         `json:"name"`
+	Parameters map[string]any `json:"parameters,omitempty"`
 }
 
 type inferResponse struct {
@@ -81,10 +84,11 @@ type inferResponse struct {
 }
 
 type outputTensor struct {
-	Name     string `json:"name"`
-	Datatype string `json:"datatype"`
-	Shape    []int  `json:"shape"`
-	Data     any    `json:"data"`
+	Name       string         `json:"name"`
+	Datatype   string         `json:"datatype"`
+	Shape      []int          `json:"shape"`
+	Parameters map[string]any `json:"parameters,omitempty"`
+	Data       any            `json:"data,omitempty"`
 }
 
 func (s *Server) handleLive(w http.ResponseWriter, r *http.Request) {
@@ -160,19 +164,15 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	var req inferRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		fail(w, r, badRequest("request body is not an inference request: %v", err))
-		return
-	}
-	body = nil // the base64 text can go once decoded
-	outputs, k, err := requestedOutputs(&req, len(m.labels))
+	req, err := parseInferRequest(r.Header, body)
 	if err != nil {
 		fail(w, r, err)
 		return
 	}
-	if len(req.Inputs) != 1 {
-		fail(w, r, badRequest("want exactly one input tensor (%q BYTES or %q FP32), got %d", inputImages, inputPixels, len(req.Inputs)))
+	body = nil // the base64 text can go once decoded
+	outputs, k, err := requestedOutputs(req, len(m.labels))
+	if err != nil {
+		fail(w, r, err)
 		return
 	}
 	var logits [][]float32
@@ -202,16 +202,62 @@ func (s *Server) handleInfer(w http.ResponseWriter, r *http.Request) {
 	if k > 0 {
 		top = m.rank(logits, k)
 	}
-	for _, name := range outputs {
-		resp.Outputs = append(resp.Outputs, outputOf(name, logits, top, k))
+	var binary [][]byte
+	for _, o := range outputs {
+		t := outputOf(o.name, logits, top, k)
+		if o.binary {
+			b := encodeBinary(t.Data)
+			t.Data, t.Parameters = nil, map[string]any{paramBinarySize: len(b)}
+			binary = append(binary, b)
+		}
+		resp.Outputs = append(resp.Outputs, t)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	if binary == nil {
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	writeBinary(w, resp, binary)
+}
+
+// output is one output to send, and whether in binary.
+type output struct {
+	name   string
+	binary bool
 }
 
 // requestedOutputs returns the outputs to send and the k of the top-k
 // ones: by default the logits, and the top-k outputs too when the request's
-// top_k parameter is set.
-func requestedOutputs(req *inferRequest, classes int) ([]string, int, error) {
+// top_k parameter is set. Outputs go in binary when the request or the
+// output asks for it (binary_data_output, binary_data).
+func requestedOutputs(req *inferRequest, classes int) ([]output, int, error) {
+	names, k, err := outputNames(req, classes)
+	if err != nil {
+		return nil, 0, err
+	}
+	all, err := flag(req.Parameters, paramBinaryOutput)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]output, len(names))
+	for i, name := range names {
+		out[i] = output{name: name, binary: all}
+		for _, o := range req.Outputs {
+			if o.Name == name {
+				b, err := flag(o.Parameters, paramBinaryData)
+				if err != nil {
+					return nil, 0, err
+				}
+				if _, set := o.Parameters[paramBinaryData]; set {
+					out[i].binary = b
+				}
+			}
+		}
+	}
+	return out, k, nil
+}
+
+// outputNames returns the names of the outputs to send and k.
+func outputNames(req *inferRequest, classes int) ([]string, int, error) {
 	k := 0
 	if v, ok := req.Parameters[paramTopK]; ok {
 		f, isNum := v.(float64)
@@ -304,6 +350,21 @@ func bytesInput(in *requestInput) ([]image, error) {
 	if err != nil {
 		return nil, err
 	}
+	name := func(i int) string { return in.Name + "[" + strconv.Itoa(i) + "]" }
+	if in.binary != nil {
+		elems, err := splitBytes(in.binary)
+		if err != nil {
+			return nil, badRequest("input %q: %v", in.Name, err)
+		}
+		if len(elems) != n {
+			return nil, badRequest("input %q has shape %v (%d elements) but %d in its binary data", in.Name, in.Shape, n, len(elems))
+		}
+		images := make([]image, n)
+		for i, e := range elems {
+			images[i] = image{name: name(i), data: e}
+		}
+		return images, nil
+	}
 	var strs []string
 	if err := flattenStrings(in.Data, &strs, 0); err != nil {
 		return nil, badRequest("input %q: %v", in.Name, err)
@@ -317,7 +378,7 @@ func bytesInput(in *requestInput) ([]image, error) {
 		if err != nil {
 			return nil, badRequest("input %q element %d is not base64: %v", in.Name, i, err)
 		}
-		images[i] = image{name: in.Name + "[" + strconv.Itoa(i) + "]", data: data}
+		images[i] = image{name: name(i), data: data}
 	}
 	return images, nil
 }
@@ -359,8 +420,13 @@ func pixelInput(in *requestInput, shape []int) ([][]float32, error) {
 	if len(in.Shape) != 4 || in.Shape[1] != int64(shape[0]) || in.Shape[2] != int64(shape[1]) || in.Shape[3] != int64(shape[2]) {
 		return nil, badRequest("input %q has shape %v; want [N,%d,%d,%d]", in.Name, in.Shape, shape[0], shape[1], shape[2])
 	}
-	data := make([]float32, 0, n)
-	if data, err = parseNumbers(in.Data, data); err != nil {
+	var data []float32
+	if in.binary != nil {
+		data, err = decodeFloats(in.binary)
+	} else {
+		data, err = parseNumbers(in.Data, make([]float32, 0, n))
+	}
+	if err != nil {
 		return nil, badRequest("input %q: %v", in.Name, err)
 	}
 	if len(data) != n {

@@ -67,10 +67,13 @@ type inferResponseForTest struct {
 	ModelVersion string `json:"model_version"`
 	ID           string `json:"id"`
 	Outputs      []struct {
-		Name     string          `json:"name"`
-		Datatype string          `json:"datatype"`
-		Shape    []int           `json:"shape"`
-		Data     json.RawMessage `json:"data"`
+		Name       string `json:"name"`
+		Datatype   string `json:"datatype"`
+		Shape      []int  `json:"shape"`
+		Parameters struct {
+			BinarySize int `json:"binary_data_size"`
+		} `json:"parameters"`
+		Data json.RawMessage `json:"data"`
 	} `json:"outputs"`
 }
 
