@@ -6,7 +6,7 @@ PARITY_DIR ?= /tmp/res2net-parity
 BIN        ?= bin/res2net
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: help build test parity lint fixtures bench bench-compare deps fixture-deps
+.PHONY: help build test parity lint fixtures examples bench bench-compare deps fixture-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,6 +31,11 @@ fixtures: ## regenerate every committed PyTorch/Pillow fixture (needs `make deps
 	$(PYTHON) scripts/make_weights_fixtures.py
 	$(PYTHON) scripts/make_timm_fixtures.py
 	$(PYTHON) scripts/make_preprocess_fixtures.py
+	$(PYTHON) scripts/make_beyond_fixtures.py
+	$(PYTHON) scripts/make_turbo.py
+
+examples: build ## the README's explain pictures (docs/) and train-head output, from shipped photos
+	$(PYTHON) scripts/make_beyond_examples.py --bin $(BIN)
 
 bench: ## Go benchmarks of the GEMM, the ops and the whole model
 	$(GO) test -run '^$$' -bench . -benchtime 2x ./pkg/ops/... ./pkg/model/
@@ -44,4 +49,4 @@ deps: ## install the Debian packages the parity checks need (as root)
 	apt-get install -y --no-install-recommends python3-torch python3-torchvision python3-pil libopenblas0-pthread python3-numpy
 
 fixture-deps: ## also what regenerating the fixtures needs: source photos and libjpeg-turbo's cjpeg (as root)
-	apt-get install -y --no-install-recommends python3-skimage libjpeg-turbo-progs
+	apt-get install -y --no-install-recommends python3-skimage libjpeg-turbo-progs python3-matplotlib
