@@ -25,6 +25,9 @@ type fetchOptions struct {
 	// Cache is the cache directory, "" for registry.CacheDir; TorchHub the
 	// torch hub's, "" for registry.TorchHubDir.
 	Cache, TorchHub string
+	// Download is the base of the download options (client, retries);
+	// the flags set the rest.
+	Download download.Options
 }
 
 func newFetchCmd(io *ioStreams) *cobra.Command {
@@ -84,7 +87,8 @@ func runFetch(ctx context.Context, opts *fetchOptions) error {
 			return err
 		}
 	}
-	dl := download.Options{Force: opts.Force, MaxSize: opts.MaxSize}
+	dl := opts.Download
+	dl.Force, dl.MaxSize = opts.Force, opts.MaxSize
 	if opts.IO.ErrTTY && !opts.Quiet {
 		dl.Progress = opts.IO.ErrOut
 	}
@@ -96,6 +100,10 @@ func runFetch(ctx context.Context, opts *fetchOptions) error {
 			return err
 		}
 		path, err = download.Import(ctx, src, dir, opts.From, dl)
+		if err != nil && src.Hub && src.SHA256 == "" && !errors.Is(err, download.ErrChecksum) && ctx.Err() == nil {
+			// The hub could not be asked for the digest.
+			return fmt.Errorf("%w\nWithout the hub, give the file's SHA-256 with --sha256.", err)
+		}
 		if err != nil {
 			return err
 		}

@@ -373,3 +373,35 @@ func TestSizeFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchFromHubOffline: importing a hub model's file when the hub
+// cannot be asked says how to do without it, and --sha256 does.
+func TestFetchFromHubOffline(t *testing.T) {
+	body, err := os.ReadFile(tinyWeights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	cache := t.TempDir()
+	ios, out, _ := testIO("")
+	opts := &fetchOptions{IO: ios, Model: "res2net50d", From: tinyWeights, Cache: cache, Quiet: true,
+		Download: download.Options{Client: &http.Client{Transport: noNetwork{}}, Retries: -1}}
+	err = runFetch(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), "Without the hub, give the file's SHA-256 with --sha256") {
+		t.Fatalf("unreachable hub: %v", err)
+	}
+	opts.SHA256 = hex.EncodeToString(sum[:])
+	if err := runFetch(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(cache, "res2net50d.in1k.safetensors"); !strings.Contains(out.String(), want) {
+		t.Errorf("printed %q, want %s", out, want)
+	}
+}
+
+// noNetwork fails every request, as a machine offline does.
+type noNetwork struct{}
+
+func (noNetwork) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("network is unreachable")
+}

@@ -123,13 +123,17 @@ type hubServer struct {
 	size     string
 	heads    atomic.Int32 // HEAD requests to the hub
 	cdnHeads atomic.Int32 // HEAD requests to the CDN: there must be none
+	cutFirst atomic.Bool  // the CDN cuts its first answer after 300000 bytes
 }
 
 func newHubServer(t *testing.T) *hubServer {
 	h := &hubServer{etag: `"` + payloadSum() + `"`, size: fmt.Sprint(len(payload))}
-	h.cdn = newServer(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+	h.cdn = newServer(t, func(i int, w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodHead {
 			h.cdnHeads.Add(1)
+		}
+		if i == 1 && h.cutFirst.Load() {
+			cut(w, 300000)
 		}
 		serve(w, r)
 	})
@@ -604,5 +608,32 @@ func TestImportHub(t *testing.T) {
 	if _, err := Import(context.Background(), h.source(), t.TempDir(), from, opts); err == nil ||
 		!strings.Contains(err.Error(), "verifying it needs the digest the hub announces") {
 		t.Errorf("hub unreachable: %v", err)
+	}
+}
+
+// TestFetchResumeBehindRedirects: a cut download from the hub's CDN or
+// GitHub's objects host resumes with a Range request to where the
+// redirect points.
+func TestFetchResumeBehindRedirects(t *testing.T) {
+	for _, hubProto := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hub=%v", hubProto), func(t *testing.T) {
+			h := newHubServer(t)
+			h.cutFirst.Store(true)
+			src := h.source()
+			if !hubProto { // the same redirect, followed by the GET, checked by prefix
+				src = Source{URL: src.URL, Name: "m-" + payloadSum()[:8] + ".pth", SHA256Prefix: payloadSum()[:8]}
+			}
+			path, err := Fetch(context.Background(), src, t.TempDir(), testOpts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(path); !bytes.Equal(b, payload) {
+				t.Error("content differs")
+			}
+			checkStamped(t, path)
+			if got := h.cdn.requests(); strings.Join(got, ",") != ",bytes=300000-" {
+				t.Errorf("CDN requests with Range %q, want a resume from 300000", got)
+			}
+		})
 	}
 }
