@@ -35,7 +35,9 @@ one row per image in input order, float32. The format follows -o's
 extension: .npy (N x D, with the file list in a .txt beside it), .jsonl
 ({"file": ..., "embedding": [...]} per line) or .csv; without -o, JSON
 Lines (or --format csv) go to standard output. --normalize scales each row
-to unit length. Folders, "-" and errors work as for predict.
+to unit length. Folders, "-", progress and errors work as for predict: a
+file that cannot be embedded is named on stderr and, in JSON Lines and
+CSV, recorded with its error.
 
 With --similar QUERY, embed QUERY and the inputs and list the --topk inputs
 most similar to it by cosine similarity instead.`,
@@ -109,6 +111,9 @@ func runEmbed(ctx context.Context, opts *embedOptions) error {
 		}
 		if it.err != nil {
 			fmt.Fprintf(opts.IO.ErrOut, "res2net: %v\n", it.err)
+			if err := w.WriteError(it.name, it.err); err != nil {
+				fmt.Fprintf(opts.IO.ErrOut, "res2net: %v\n", err)
+			}
 		}
 	})
 	if err != nil {
@@ -150,10 +155,10 @@ func embedInputs(ctx context.Context, opts *embedOptions, c *classify.Classifier
 		}
 		return nil
 	}
-	return forBatches(ctx, inputs, opts.Net.Run.BatchSize, load, run, func(it *job) {
+	return opts.Net.forBatches(ctx, opts.IO, inputs, batchRun{load: load, run: run, what: "embedding", done: func(it *job) {
 		done(it, rows[it])
 		delete(rows, it)
-	})
+	}})
 }
 
 // embeddingWriter is an embedding.Writer on standard output, or on -o's

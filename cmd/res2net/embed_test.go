@@ -84,14 +84,22 @@ func TestEmbedFormats(t *testing.T) {
 		var r struct {
 			File      string    `json:"file"`
 			Embedding []float32 `json:"embedding"`
+			Error     string    `json:"error"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
 			t.Fatal(err)
 		}
+		if r.Error != "" {
+			if r.File != "nope.png" || r.Embedding != nil {
+				t.Fatalf("error record %s", sc.Bytes())
+			}
+			files = append(files, r.File)
+			continue
+		}
 		files, rows = append(files, r.File), append(rows, r.Embedding)
 	}
-	if len(rows) != 2 || files[0] != coffee || files[1] != stdinName {
-		t.Fatalf("files %v, want coffee and %s", files, stdinName)
+	if len(rows) != 2 || strings.Join(files, " ") != coffee+" nope.png "+stdinName {
+		t.Fatalf("records for %v, want coffee, nope.png (an error) and %s", files, stdinName)
 	}
 	for i, v := range rows {
 		n := 0.0
@@ -115,10 +123,10 @@ func TestEmbedFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 2 || recs[0][0] != "file" || recs[1][0] != coffee || len(recs[1]) != 1+len(rows[0]) {
-		t.Fatalf("CSV has %d rows", len(recs))
+	if len(recs) != 2 || recs[0][0] != "file" || recs[0][1+len(rows[0])] != "error" || recs[1][0] != coffee || len(recs[1]) != 2+len(rows[0]) {
+		t.Fatalf("CSV has %d rows: header %v", len(recs), recs[0][:2])
 	}
-	for j, s := range recs[1][1:] {
+	for j, s := range recs[1][1 : 1+len(rows[0])] {
 		v, err := strconv.ParseFloat(s, 32)
 		if err != nil || float32(v) != rows[0][j] {
 			t.Fatalf("CSV value %d = %q, JSON %v", j, s, rows[0][j])

@@ -47,7 +47,8 @@ the Turbo colour map, with the label and probability in a corner; parts of
 the photo the network never saw are dimmed. One PNG per input: -o names the
 file for a single input, or a folder for several (default: IMAGE.cam.png in
 the current folder). --format json writes one line per input with the raw
-grid (7x7 at 224x224) to -o or standard output.`,
+grid (7x7 at 224x224) to -o or standard output, and for an input that
+failed {"file": ..., "error": ...}.`,
 		Example: `  res2net explain photo.jpg                       # writes photo.cam.png
   res2net explain photo.jpg --class "golf ball" -o why.png
   res2net explain photos/ -o maps/
@@ -74,6 +75,13 @@ type explanation struct {
 	Label       string      `json:"label"`
 	Probability float32     `json:"probability"`
 	CAM         [][]float32 `json:"cam"`
+}
+
+// failedRecord is the JSON line of an input that could not be explained,
+// as predict writes one.
+type failedRecord struct {
+	File  string `json:"file"`
+	Error string `json:"error"`
 }
 
 func (o *explainOptions) validate() error {
@@ -147,9 +155,14 @@ func runExplain(ctx context.Context, opts *explainOptions) error {
 		it.photo = nil
 		if it.err != nil {
 			fmt.Fprintf(opts.IO.ErrOut, "res2net: %v\n", it.err)
+			if jsonOut != nil {
+				if err := jsonOut.Encode(failedRecord{File: it.name, Error: it.err.Error()}); err != nil {
+					fmt.Fprintf(opts.IO.ErrOut, "res2net: %v\n", err)
+				}
+			}
 		}
 	}
-	failed, err := forBatches(ctx, inputs, opts.Net.Run.BatchSize, load, run, done)
+	failed, err := opts.Net.forBatches(ctx, opts.IO, inputs, batchRun{load: load, run: run, done: done, what: "explaining"})
 	if err != nil {
 		return err
 	}

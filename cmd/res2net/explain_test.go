@@ -183,6 +183,25 @@ func TestExplainPNG(t *testing.T) {
 	}
 }
 
+// TestExplainJSONFailed checks the record of an input that failed, between
+// good ones, as predict writes it.
+func TestExplainJSONFailed(t *testing.T) {
+	ios, out, _ := testIO("")
+	coffee := filepath.Join(photosDir, "coffee.png")
+	opts := &explainOptions{IO: ios, Format: "json", Opacity: 0.5, Net: testNet(), Inputs: []string{coffee, "nope.png", coffee}}
+	if err := runExplain(context.Background(), opts); err == nil {
+		t.Fatal("no error for a missing input")
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3:\n%s", len(lines), out)
+	}
+	var rec failedRecord
+	if err := json.Unmarshal([]byte(lines[1]), &rec); err != nil || rec.File != "nope.png" || !strings.Contains(rec.Error, "nope.png") {
+		t.Fatalf("second line %s, want nope.png's error record", lines[1])
+	}
+}
+
 func TestExplainSingleOutput(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "why.png")
 	ios, _, errOut := testIO("")

@@ -91,25 +91,48 @@ type job struct {
 	err   error
 }
 
-// forBatches loads the inputs in order with load (which sets the job's
-// tensor, or its error), hands each batch of size loaded jobs to run, and
-// then passes every job of the batch, failed ones included, to done, so
-// results come out in input order. It returns how many jobs failed (in
+// batchRun is one pass of explain, embed or train-head over its inputs.
+type batchRun struct {
+	size int                // jobs per batch; 0 for --batch-size
+	load func(*job)         // sets the job's tensor, or its error
+	run  func([]*job) error // runs a batch of loaded jobs
+	done func(*job)         // takes each job's result, in input order
+	what string             // progress bar label
+}
+
+// forBatches loads the inputs in order, hands each batch of loaded jobs to
+// run, and then passes every job of the batch, failed ones included, to
+// done, so results come out in input order. On a terminal, unless quiet, a
+// progress bar counts the jobs done; it is cleared before each call of
+// done, which may print. It returns how many jobs failed (in
 // load, run or done), and stops early on an error from run or on
 // cancellation.
-func forBatches(ctx context.Context, inputs []input, size int, load func(*job), run func([]*job) error, done func(*job)) (failed int, err error) {
+func (f *netFlags) forBatches(ctx context.Context, ios *ioStreams, inputs []input, b batchRun) (failed int, err error) {
+	if b.size == 0 {
+		b.size = f.Run.BatchSize
+	}
+	var bar *progress
+	if ios.ErrTTY && !f.Quiet && len(inputs) >= progressMin {
+		bar = newProgress(ios.ErrOut, len(inputs))
+		bar.bar.Describe(b.what)
+		defer bar.finish()
+	}
 	var batch, good []*job
+	finished := 0
 	flush := func() error {
 		if len(good) > 0 {
-			if err := run(good); err != nil {
+			if err := b.run(good); err != nil {
 				return err
 			}
 		}
 		for _, j := range batch {
-			done(j)
+			bar.clear()
+			b.done(j)
 			if j.err != nil {
 				failed++
 			}
+			finished++
+			bar.set(finished)
 		}
 		batch, good = batch[:0], good[:0]
 		return nil
@@ -120,13 +143,13 @@ func forBatches(ctx context.Context, inputs []input, size int, load func(*job), 
 		}
 		j := &job{name: in.name, err: in.err}
 		if j.err == nil {
-			load(j)
+			b.load(j)
 		}
 		batch = append(batch, j)
 		if j.err == nil && j.x != nil {
 			good = append(good, j)
 		}
-		if len(good) == size {
+		if len(good) == b.size {
 			if err := flush(); err != nil {
 				return failed, err
 			}

@@ -304,11 +304,6 @@ func (o *trainHeadOptions) extract(ctx context.Context, c *classify.Classifier, 
 	pre := c.Transform()
 	feats := make([][]float32, 0, len(inputs))
 	cached := 0
-	var pr *progress
-	if o.IO.ErrTTY && !o.Net.Quiet && len(inputs) >= progressMin {
-		pr = newProgress(o.IO.ErrOut, len(inputs))
-		pr.bar.Describe("features")
-	}
 	found := map[*job][]float32{}
 	keys := map[*job]string{}
 	load := func(j *job) {
@@ -345,18 +340,15 @@ func (o *trainHeadOptions) extract(ctx context.Context, c *classify.Classifier, 
 	}
 	done := func(j *job) {
 		if j.err != nil {
-			pr.clear()
 			fmt.Fprintf(o.IO.ErrOut, "res2net: skipping %v\n", j.err)
 		}
 		feats = append(feats, found[j])
 		delete(found, j)
 		delete(keys, j)
-		pr.set(len(feats))
 	}
-	if _, err := forBatches(ctx, inputs, o.Net.Run.BatchSize, load, run, done); err != nil {
+	if _, err := o.Net.forBatches(ctx, o.IO, inputs, batchRun{load: load, run: run, done: done, what: "features"}); err != nil {
 		return nil, 0, err
 	}
-	pr.finish()
 	return feats, cached, nil
 }
 

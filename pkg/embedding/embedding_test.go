@@ -3,6 +3,7 @@ package embedding
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -112,7 +113,7 @@ func TestWriter(t *testing.T) {
 	})
 	t.Run("csv", func(t *testing.T) {
 		out, _ := write(t, CSV)
-		want := "file,f0,f1,f2\na.jpg,0.5,-1.25,3\nb.png,1,2,0.1\n"
+		want := "file,f0,f1,f2,error\na.jpg,0.5,-1.25,3,\nb.png,1,2,0.1,\n"
 		if out != want {
 			t.Fatalf("CSV\n%s\nwant\n%s", out, want)
 		}
@@ -134,6 +135,40 @@ func TestWriter(t *testing.T) {
 			t.Fatalf("array %v %v", arr.Shape, arr.Data)
 		}
 	})
+}
+
+// TestWriterErrors checks the records of images that could not be
+// embedded, including CSV rows that come before the first embedding.
+func TestWriterErrors(t *testing.T) {
+	bad := errors.New("decode x.gif: unsupported image")
+	var out bytes.Buffer
+	w, _ := NewWriter(&out, CSV, nil)
+	w.WriteError("x.gif", bad)
+	w.Write("a.jpg", []float32{1, 2})
+	w.WriteError("y.gif", bad)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := "file,f0,f1,error\nx.gif,,,decode x.gif: unsupported image\na.jpg,1,2,\ny.gif,,,decode x.gif: unsupported image\n"
+	if out.String() != want {
+		t.Errorf("CSV\n%s\nwant\n%s", out.String(), want)
+	}
+
+	out.Reset()
+	w, _ = NewWriter(&out, CSV, nil)
+	w.WriteError("x.gif", bad)
+	w.Close()
+	if want := "file,error\nx.gif,decode x.gif: unsupported image\n"; out.String() != want {
+		t.Errorf("CSV of failures only\n%s\nwant\n%s", out.String(), want)
+	}
+
+	out.Reset()
+	w, _ = NewWriter(&out, JSONL, nil)
+	w.WriteError("<stdin>", bad)
+	w.Close()
+	if want := `{"file":"<stdin>","error":"decode x.gif: unsupported image"}` + "\n"; out.String() != want {
+		t.Errorf("JSONL %s, want %s", out.String(), want)
+	}
 }
 
 func TestCache(t *testing.T) {

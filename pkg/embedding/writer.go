@@ -22,7 +22,7 @@ const (
 	NPY Format = "npy"
 	// JSONL is one {"file": ..., "embedding": [...]} object per line.
 	JSONL Format = "jsonl"
-	// CSV is a header "file,f0,f1,..." then one row per image.
+	// CSV is a header "file,f0,f1,...,error" then one row per image.
 	CSV Format = "csv"
 )
 
@@ -40,8 +40,10 @@ func FormatOf(name string) (Format, error) {
 	return "", fmt.Errorf("%s: unknown embedding format (use .npy, .jsonl or .csv)", name)
 }
 
-// Writer writes one embedding per image in a Format. JSONL and CSV rows
-// are written as they come; NPY needs the row count in its header, so its
+// Writer writes one embedding per image in a Format, and, in JSONL and CSV,
+// a record for each image that could not be embedded. JSONL and CSV rows
+// are written as they come (CSV error rows wait for the first embedding,
+// which sets the header); NPY needs the row count in its header, so its
 // rows are kept until Close.
 type Writer struct {
 	w      io.Writer
@@ -52,6 +54,7 @@ type Writer struct {
 	csv    *csv.Writer
 	files  []string
 	rows   []float32
+	failed [][2]string // CSV error rows (file, error) before the header
 }
 
 // NewWriter returns a Writer of format to w. For NPY, names receives the
@@ -78,7 +81,8 @@ func NewWriter(w io.Writer, format Format, names io.Writer) (*Writer, error) {
 // record is one JSON Lines row.
 type record struct {
 	File      string    `json:"file"`
-	Embedding []float32 `json:"embedding"` // float32: JSON prints it short
+	Embedding []float32 `json:"embedding,omitempty"` // float32: JSON prints it short
+	Error     string    `json:"error,omitempty"`
 }
 
 // Write adds the embedding of one image. Every embedding must have the
@@ -90,12 +94,9 @@ func (ew *Writer) Write(file string, v []float32) error {
 		}
 		ew.dim = len(v)
 		if ew.csv != nil {
-			header := make([]string, 1+len(v))
-			header[0] = "file"
-			for i := range v {
-				header[1+i] = "f" + strconv.Itoa(i)
+			if err := ew.csvHeader(); err != nil {
+				return err
 			}
-			ew.csv.Write(header)
 		}
 	}
 	if len(v) != ew.dim {
@@ -105,7 +106,7 @@ func (ew *Writer) Write(file string, v []float32) error {
 	case JSONL:
 		return ew.enc.Encode(record{File: file, Embedding: v})
 	case CSV:
-		row := make([]string, 1+len(v))
+		row := make([]string, 2+len(v))
 		row[0] = file
 		for i, x := range v {
 			row[1+i] = strconv.FormatFloat(float64(x), 'g', -1, 32)
@@ -122,11 +123,57 @@ func (ew *Writer) Write(file string, v []float32) error {
 	return nil
 }
 
+// WriteError records that file could not be embedded: a JSONL record with
+// its error, or a CSV row with only the file and error columns. NPY keeps
+// no record (its file list names the rows).
+func (ew *Writer) WriteError(file string, err error) error {
+	switch ew.format {
+	case JSONL:
+		return ew.enc.Encode(record{File: file, Error: err.Error()})
+	case CSV:
+		if ew.dim == 0 {
+			ew.failed = append(ew.failed, [2]string{file, err.Error()})
+			return nil
+		}
+		return ew.csvError(file, err.Error())
+	}
+	return nil
+}
+
+// csvHeader writes the CSV header, then the error rows that waited for it.
+func (ew *Writer) csvHeader() error {
+	header := make([]string, 2+ew.dim)
+	header[0], header[1+ew.dim] = "file", "error"
+	for i := range ew.dim {
+		header[1+i] = "f" + strconv.Itoa(i)
+	}
+	ew.csv.Write(header)
+	for _, f := range ew.failed {
+		if err := ew.csvError(f[0], f[1]); err != nil {
+			return err
+		}
+	}
+	ew.failed = nil
+	ew.csv.Flush()
+	return ew.csv.Error()
+}
+
+func (ew *Writer) csvError(file, msg string) error {
+	row := make([]string, 2+ew.dim)
+	row[0], row[1+ew.dim] = file, msg
+	ew.csv.Write(row)
+	ew.csv.Flush()
+	return ew.csv.Error()
+}
+
 // Close finishes the output: for NPY it writes the array (N x D, 0 x 0
 // when empty) and the file list.
 func (ew *Writer) Close() error {
 	if ew.format != NPY {
 		if ew.csv != nil {
+			if ew.dim == 0 && len(ew.failed) > 0 {
+				return ew.csvHeader() // "file,error": no image was embedded
+			}
 			ew.csv.Flush()
 			return ew.csv.Error()
 		}
