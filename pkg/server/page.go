@@ -2,8 +2,10 @@ package server
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 // pageFiles is the page at /: HTML, script and style, all served from the
@@ -32,5 +34,13 @@ func (s *Server) pageHandlers() (index, static http.Handler) {
 	index = withCSP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.ServeFileFS(w, r, sub, "index.html")
 	}))
-	return index, withCSP(http.StripPrefix("/static/", files))
+	static = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Files only, with the same JSON 404 as other paths: no listing.
+		if fi, err := fs.Stat(sub, strings.TrimPrefix(r.URL.Path, "/static/")); err != nil || fi.IsDir() {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
+			return
+		}
+		http.StripPrefix("/static/", files).ServeHTTP(w, r)
+	})
+	return index, withCSP(static)
 }

@@ -130,6 +130,8 @@ func TestSimpleErrors(t *testing.T) {
 		{"over the limit", "POST", "/v1/classify", "", make([]byte, 2<<20), 413, "over the limit"},
 		{"wrong method", "GET", "/v1/classify", "", nil, 405, "use POST"},
 		{"no such path", "GET", "/v1/nope", "", nil, 404, "no endpoint GET /v1/nope"},
+		{"no listing of the page's files", "GET", "/static/", "", nil, 404, "no endpoint GET /static/"},
+		{"no such page file", "GET", "/static/nope.js", "", nil, 404, ""},
 	}
 	for _, tt := range tests {
 		status, body, _ := do(t, tt.method, url+tt.path, tt.ctype, tt.body)
