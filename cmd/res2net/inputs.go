@@ -22,21 +22,6 @@ type input struct {
 	err  error
 }
 
-// otherImageExts are image formats the decoder does not read: a folder's
-// files with these extensions are reported rather than silently skipped.
-var otherImageExts = map[string]bool{
-	".heic": true, ".heif": true, ".avif": true, ".jxl": true, ".jp2": true, ".j2k": true,
-	".psd": true, ".svg": true, ".ico": true, ".dng": true, ".cr2": true, ".nef": true, ".arw": true,
-	// Pillow opens these; reported if the decoder does not (yet).
-	".ppm": true, ".pgm": true, ".pbm": true, ".pnm": true, ".tga": true,
-}
-
-// looksLikeImage reports whether a file found in a folder is meant as an
-// image, by its extension.
-func looksLikeImage(name string) bool {
-	return preprocess.IsImageFile(name) || otherImageExts[strings.ToLower(filepath.Ext(name))]
-}
-
 // expandInputs turns the arguments into images in order: files as given,
 // folders walked in lexical order keeping files with an image extension
 // (following linked folders, never round a loop), and "-" for standard
@@ -80,7 +65,7 @@ func walkFolder(dir string, ancestors []os.FileInfo, out *[]input) error {
 		if e.Type()&fs.ModeSymlink != 0 || e.IsDir() {
 			fi, err = os.Stat(p) // through the link
 			if err != nil {
-				if looksLikeImage(p) {
+				if preprocess.IsImageName(p) {
 					*out = append(*out, input{name: p, err: fmt.Errorf("%s: %w", p, unwrapPathError(err))})
 				}
 				continue
@@ -95,7 +80,7 @@ func walkFolder(dir string, ancestors []os.FileInfo, out *[]input) error {
 			}
 			continue
 		}
-		if !looksLikeImage(p) {
+		if !preprocess.IsImageName(p) {
 			continue
 		}
 		if fi == nil {
