@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,5 +200,35 @@ func TestFilesFromPipe(t *testing.T) {
 	start := time.Now()
 	if err := runPredict(ctx, opts); err == nil || time.Since(start) > 10*time.Second {
 		t.Errorf("runPredict on a silent pipe: %v after %v", err, time.Since(start))
+	}
+}
+
+// TestBinaryProgressOnTerminal runs the built command with stderr on a
+// terminal (script(1) gives it one): a folder run shows its progress line
+// and summary there; the same run on pipes shows neither.
+func TestBinaryProgressOnTerminal(t *testing.T) {
+	bin := binary(t)
+	scriptPath, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) to give the command a terminal")
+	}
+	dir, _ := photoFolder(t, 6)
+	out := filepath.Join(t.TempDir(), "out.csv")
+	command := fmt.Sprintf("%s predict %s --weights %s -o %s", bin, dir, tinyWeights, out)
+	term := exec.Command(scriptPath, "-qec", command, "/dev/null")
+	term.Env = append(os.Environ(), "RES2NET_HOME="+t.TempDir())
+	shown, err := term.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, shown)
+	}
+	for _, want := range []string{"classifying", "/6", "6 classified, 0 failed, "} {
+		if !strings.Contains(string(shown), want) {
+			t.Errorf("terminal shows no %q:\n%q", want, shown)
+		}
+	}
+	piped := exec.Command(bin, "predict", dir, "--weights", tinyWeights, "-o", out)
+	piped.Env = term.Env
+	if msg, err := piped.CombinedOutput(); err != nil || len(msg) != 0 {
+		t.Errorf("on pipes: %v, output %q", err, msg)
 	}
 }
