@@ -74,8 +74,9 @@ type Classifier struct {
 }
 
 // Load reads the checkpoint at path (any format pkg/checkpoint reads) and
-// builds the network: Res2Net-50 26w x 4s, or a narrower network with the
-// same layout when the checkpoint's widths say so.
+// builds the Res2Net whose layout and configuration model.Infer reads from
+// its state dict (any of the registry's architectures, or narrower ones
+// such as the test fixtures).
 func Load(path string, opts Options) (*Classifier, error) {
 	// Packing the weights copies them while the checkpoint's copy is still
 	// live; collecting more often than usual until the model is built keeps
@@ -277,7 +278,9 @@ func (r *Runner) Classify(images []*ops.Tensor, topk int) ([][]Prediction, error
 }
 
 // Rank turns N x Classes logits into each row's top-k predictions: softmax
-// probabilities, labels and logits, most probable first (NaN last).
+// probabilities, labels and logits, most probable first (NaN last). The
+// logits must have one column per label (it panics otherwise: a caller's
+// mistake, since the network produces exactly that).
 func (c *Classifier) Rank(logits *ops.Tensor, topk int) [][]Prediction {
 	if len(logits.Shape) != 2 || logits.Shape[1] != len(c.labels) {
 		panic(fmt.Sprintf("classify: logits of shape %s for %d classes", ops.ShapeString(logits.Shape), len(c.labels)))
