@@ -72,6 +72,22 @@ def write_png(path, rows, width, height, depth, ctype, extra=b""):
         f.write(data)
 
 
+def write_png_interlaced(path, arr, depth, ctype):
+    """An Adam7-interlaced PNG (Pillow cannot write one); arr is HxW or
+    HxWxC, of uint8 or big-endian uint16 for depth 16."""
+    h, w = arr.shape[:2]
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        sub = arr[y0::dy, x0::dx]
+        if sub.shape[0] == 0 or sub.shape[1] == 0:
+            continue
+        for row in sub:
+            raw += b"\x00" + row.astype(">u2" if depth == 16 else np.uint8).tobytes()
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 1)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(raw, 9)) + png_chunk(b"IEND", b""))
+
+
 def write_tiff_rgba_associated(path, rgba):
     """An uncompressed little-endian TIFF with associated (premultiplied)
     alpha, ExtraSamples = 1, which Pillow cannot write (it opens it as RGBa)."""
@@ -260,6 +276,8 @@ def main():
         save(f"grey{depth}.png", True, writer=lambda p, d=depth: write_png(
             p, [pack_bits(g_arr[y] >> (8 - d), d) for y in range(h)], w, h, d, 0))
     save("palette4.png", True, cat.quantize(colors=16), bits=4)
+    save("interlaced_rgb.png", True, writer=lambda p: write_png_interlaced(p, cat_a, 8, 2))
+    save("interlaced_grey16.png", True, writer=lambda p: write_png_interlaced(p, g16, 16, 0))
 
     # JPEG (lossy: compared with a bound)
     save("q90_444.jpg", False, cat, quality=90, subsampling=0)

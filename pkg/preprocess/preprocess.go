@@ -11,9 +11,18 @@
 // libwebp's upsampling and conversion; other formats through the standard
 // and x/image decoders plus Pillow's conventions (alpha dropped without
 // compositing, palette lookup, 16-bit samples reduced as Pillow reduces
-// them, naive CMYK). The resize reproduces Pillow 9.4's fixed-point
-// resampler bit for bit, and normalisation follows torchvision's float32
-// arithmetic, so tensors equal torchvision's.
+// them, naive CMYK); PNG, PPM/PGM/PBM and TGA through its own row
+// decoders. The resize reproduces Pillow 9.4's fixed-point resampler bit
+// for bit, and normalisation follows torchvision's float32 arithmetic, so
+// tensors equal torchvision's. Transform describes other evaluation
+// transforms (timm's 256/224, or any --resize/--crop).
+//
+// Load and Read never hold the decoded image: decoders hand rows to the
+// resize as they produce them (JPEG per MCU row, PNG per row), and what
+// must be held (progressive JPEG coefficients, the rasters of the x/image
+// decoders) is bounded to 256 MiB, so one image peaks well under 400 MiB
+// whatever its declared size. Inputs are read incrementally, the header
+// checked as soon as it has arrived.
 package preprocess
 
 import (
@@ -64,7 +73,9 @@ func DefaultOptions() Options {
 var ErrUnsupported = errors.New("unsupported image")
 
 // ErrTooLarge reports an image whose declared size exceeds
-// Options.MaxPixels, or an input longer than Decode reads (1 GiB).
+// Options.MaxPixels, one whose decoding would hold more than 256 MiB (for
+// example a progressive JPEG over about 89 million pixels at 4:2:0), or
+// an input longer than Decode reads (1 GiB).
 var ErrTooLarge = errors.New("image too large")
 
 // Load decodes the image file at path and returns its 3 x Crop x Crop

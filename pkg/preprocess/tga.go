@@ -43,7 +43,10 @@ func parseTGAHeader(b []byte) (*tgaHeader, error) {
 	if !isTGA(b) {
 		return nil, errTGAHeader
 	}
-	pos := tgaHeaderLen + int(b[0])
+	pos := tgaHeaderLen + int(b[0]) // after the ID field
+	if pos > len(b) {
+		return nil, io.ErrUnexpectedEOF
+	}
 	for i := range t.palette {
 		t.palette[i] = [3]uint8{uint8(i), uint8(i), uint8(i)}
 	}
