@@ -202,6 +202,40 @@ func TestExplainJSONFailed(t *testing.T) {
 	}
 }
 
+// TestExplainStdinAndNames explains standard input and two files of the
+// same name from different folders: stdin.cam.png, then unique names.
+func TestExplainStdinAndNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, sub := range []string{"a", "b"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(filepath.Join(photosDir, "coffee.png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, sub, "photo.png"), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(photosDir, "rocket.lossy.webp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ios, _, errOut := testIO(string(raw))
+	out := filepath.Join(dir, "maps")
+	opts := &explainOptions{IO: ios, Format: "png", Opacity: 0.5, Net: testNet(), Output: out,
+		Inputs: []string{"-", filepath.Join(dir, "a"), filepath.Join(dir, "b")}}
+	if err := runExplain(context.Background(), opts); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	for _, name := range []string{"stdin.cam.png", "photo.cam.png", "photo-2.cam.png"} {
+		if _, err := os.Stat(filepath.Join(out, name)); err != nil {
+			t.Errorf("no %s: %v", name, err)
+		}
+	}
+}
+
 func TestExplainSingleOutput(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "why.png")
 	ios, _, errOut := testIO("")

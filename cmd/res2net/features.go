@@ -85,7 +85,6 @@ func decodePhoto(data []byte, name string, pre preprocess.Options) (*image.NRGBA
 // job is one input on its way through explain, embed or train-head.
 type job struct {
 	name  string
-	data  []byte       // the file's bytes, for train-head's cache key
 	photo *image.NRGBA // as decoded, for explain's overlay
 	x     *ops.Tensor  // the network's input; nil once run
 	err   error
