@@ -51,3 +51,31 @@ func BenchmarkForward(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPresets times every published variant (random weights) on one
+// 224x224 image and on a batch of 8 with 2 threads. Run with:
+// go test -run '^$' -bench Presets -benchtime 3x ./pkg/model/
+func BenchmarkPresets(b *testing.B) {
+	for _, name := range PresetNames() {
+		cfg, _ := Preset(name)
+		m := newRunner(b, cfg, randomStateDict(cfg, 1))
+		for _, tc := range []struct{ batch, threads int }{{1, 1}, {8, 2}} {
+			b.Run(fmt.Sprintf("%s/batch=%d/threads=%d", name, tc.batch, tc.threads), func(b *testing.B) {
+				m.SetThreads(tc.threads)
+				x := randomInput(1, tc.batch, 3, 224, 224)
+				if _, err := m.Forward(x); err != nil {
+					b.Fatal(err)
+				}
+				cpu := cpuTime()
+				for b.Loop() {
+					if _, err := m.Forward(x); err != nil {
+						b.Fatal(err)
+					}
+				}
+				images := float64(b.N * tc.batch)
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/images, "ms/image")
+				b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1e3/images, "cpu-ms/image")
+			})
+		}
+	}
+}
