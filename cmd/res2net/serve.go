@@ -18,21 +18,22 @@ import (
 )
 
 type serveOptions struct {
-	IO        *ioStreams
-	Models    []string // registry names
-	Weights   []string // checkpoint files
-	Names     []string // names of the models above, in order: --model ones first
-	Transform transformFlags
-	Addr      string
-	Threads   int
-	Workers   int
-	MaxBatch  int
-	MaxDelay  time.Duration
-	MaxBody   byteSize
-	Queue     int
-	Offline   bool
-	Quiet     bool
-	LogFormat string
+	IO         *ioStreams
+	Models     []string // registry names
+	Weights    []string // checkpoint files
+	Names      []string // names of the models above, in order: --model ones first
+	Transform  transformFlags
+	Addr       string
+	Threads    int
+	Workers    int
+	MaxBatch   int
+	MaxDelay   time.Duration
+	MaxBody    byteSize
+	BodyMemory byteSize
+	Queue      int
+	Offline    bool
+	Quiet      bool
+	LogFormat  string
 
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
@@ -92,6 +93,7 @@ func (o *serveOptions) addFlags(cmd *cobra.Command) {
 	f.DurationVar(&o.MaxDelay, "max-delay", server.DefaultMaxDelay, "longest wait for a batch to fill")
 	o.MaxBody = server.DefaultMaxBody
 	f.Var(&o.MaxBody, "max-body", "largest request body (413 beyond it), e.g. 32MiB")
+	f.Var(&o.BodyMemory, "body-memory", "most bytes of request bodies held at once (503 beyond; default 16 x --max-body)")
 	f.IntVar(&o.Queue, "queue", server.DefaultQueue, "most images waiting per model (503 beyond it)")
 	o.Transform.add(cmd)
 	// Lower than predict's: several decodes run at once in a server.
@@ -200,14 +202,15 @@ func runServe(ctx context.Context, opts *serveOptions) error {
 	logger := slog.New(handler)
 
 	srv := server.New(server.Options{
-		MaxBatch: opts.MaxBatch,
-		MaxDelay: opts.MaxDelay,
-		Workers:  opts.Workers,
-		Threads:  opts.Threads,
-		Queue:    opts.Queue,
-		MaxBody:  int64(opts.MaxBody),
-		Logger:   logger,
-		Version:  versionString(),
+		MaxBatch:   opts.MaxBatch,
+		MaxDelay:   opts.MaxDelay,
+		Workers:    opts.Workers,
+		Threads:    opts.Threads,
+		Queue:      opts.Queue,
+		MaxBody:    int64(opts.MaxBody),
+		BodyMemory: int64(opts.BodyMemory),
+		Logger:     logger,
+		Version:    versionString(),
 	})
 	defer srv.Close()
 	httpSrv := &http.Server{

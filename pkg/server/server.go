@@ -38,6 +38,10 @@ type Options struct {
 	// MaxBody is the largest request body in bytes; beyond it requests get
 	// 413 (default 32 MiB).
 	MaxBody int64
+	// BodyMemory bounds the bytes of request bodies held at once, counting
+	// a body by its Content-Length, or MaxBody when it is chunked; beyond
+	// it requests get 503 (default 16 MaxBody).
+	BodyMemory int64
 	// Workers is the number of forward passes one model runs at once, each
 	// with its own run buffers over the shared weights (default 1: on few
 	// cores one pass using every thread is fastest).
@@ -61,6 +65,9 @@ const (
 	DefaultMaxBody  = 32 << 20
 )
 
+// bodyMemoryFactor is the default Options.BodyMemory in units of MaxBody.
+const bodyMemoryFactor = 16
+
 // retryAfter is the Retry-After (seconds) of a 503: a queue full at
 // hundreds of images drains in about that long on two cores.
 const retryAfter = "1"
@@ -74,6 +81,7 @@ type Server struct {
 	mux     *http.ServeMux
 	ready   atomic.Bool
 	decode  chan struct{} // a slot per concurrent decode
+	bodies  atomic.Int64  // bytes of request bodies reserved, see Options.BodyMemory
 
 	mu     sync.RWMutex
 	models map[string]*served
@@ -102,6 +110,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxBody < 1 {
 		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.BodyMemory < 1 {
+		opts.BodyMemory = bodyMemoryFactor * opts.MaxBody
 	}
 	if opts.Workers < 1 {
 		opts.Workers = 1
@@ -239,7 +250,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, s.opts.MaxBody))
 		r.Pattern = "too large"
+	} else if need := s.bodySize(r); need > 0 && s.bodies.Add(need) > s.opts.BodyMemory {
+		s.bodies.Add(-need)
+		writeError(rec, http.StatusServiceUnavailable, "too many request bodies in flight")
+		r.Pattern = "busy"
 	} else {
+		if need > 0 {
+			defer s.bodies.Add(-need)
+		}
 		// MaxBytesReader must wrap the server's own writer, which it tells
 		// to close the connection when the limit is hit.
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBody)
@@ -263,6 +281,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Float64("ms", float64(elapsed.Microseconds())/1e3),
 		slog.String("remote", r.RemoteAddr),
 	)
+}
+
+// bodySize is what a request's body may take in memory.
+func (s *Server) bodySize(r *http.Request) int64 {
+	if r.ContentLength < 0 {
+		return s.opts.MaxBody // chunked: up to the limit
+	}
+	return r.ContentLength
 }
 
 // recorder remembers the status and size of a response.

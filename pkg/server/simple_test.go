@@ -3,7 +3,10 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"mime/multipart"
+	"net"
+	"strings"
 	"testing"
 
 	"github.com/res2net/res2net/pkg/classify"
@@ -137,4 +140,31 @@ func TestSimpleErrors(t *testing.T) {
 		status, body, _ := do(t, tt.method, url+tt.path, tt.ctype, tt.body)
 		wantError(t, tt.name, status, body, tt.status, tt.want)
 	}
+}
+
+// TestBodyMemory holds one body of 1 MiB open and checks that a second one
+// that would pass the memory for bodies gets 503 while a small one still
+// goes through, and that closing the first frees its share.
+func TestBodyMemory(t *testing.T) {
+	_, url := newTestServer(t, Options{MaxBody: 1 << 20, BodyMemory: 3 << 19})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(conn, "POST /predictions/tiny HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 1<<20)
+	waitFor(t, func() bool { return metricValue(t, url, "res2net_http_requests_in_flight") >= 2 }) // it and the scrape
+
+	big := make([]byte, 1<<20)
+	status, body, header := do(t, "POST", url+"/predictions/tiny", "", big)
+	wantError(t, "second large body", status, body, 503, "too many request bodies")
+	if header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	if status, body, _ := do(t, "POST", url+"/predictions/tiny", "", readPhoto(t, "coffee.png")); status != 200 {
+		t.Errorf("small body beside it: %d %s", status, body)
+	}
+	conn.Close()
+	waitFor(t, func() bool { return metricValue(t, url, "res2net_http_requests_in_flight") == 1 })
+	status, body, _ = do(t, "POST", url+"/predictions/tiny", "", big)
+	wantError(t, "large body once the first is gone", status, body, 400, "upload")
 }

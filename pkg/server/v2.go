@@ -424,7 +424,9 @@ func pixelInput(in *requestInput, shape []int) ([][]float32, error) {
 	if in.binary != nil {
 		data, err = decodeFloats(in.binary)
 	} else {
-		data, err = parseNumbers(in.Data, make([]float32, 0, n))
+		// Each number takes at least two bytes of text ("0,"): the shape
+		// alone must not size the buffer.
+		data, err = parseNumbers(in.Data, make([]float32, 0, min(n, len(in.Data)/2+1)))
 	}
 	if err != nil {
 		return nil, badRequest("input %q: %v", in.Name, err)

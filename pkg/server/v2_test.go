@@ -220,6 +220,7 @@ func TestInferErrors(t *testing.T) {
 		{"more than the queue", mustJSON(t, bytesReq([]string{photo, photo, photo, photo, photo}, []int{5})), 400, "more than the queue"},
 		{"fp32 wrong shape", []byte(`{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3,2,2],"data":[1,2,3]}]}`), 400, "want [N,3,224,224]"},
 		{"fp32 short", []byte(`{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3,224,224],"data":[1,2,3]}]}`), 400, "3 numbers"},
+		{"fp32 shape far beyond the data", []byte(`{"inputs":[{"name":"input","datatype":"FP32","shape":[14000,3,224,224],"data":[1]}]}`), 400, "1 numbers"},
 		{"fp32 strings", []byte(`{"inputs":[{"name":"input","datatype":"FP32","shape":[1,3,224,224],"data":["1"]}]}`), 400, "not a finite number"},
 		{"bad top_k", mustJSON(t, map[string]any{"parameters": map[string]any{"top_k": "five"}, "inputs": bytesReq([]string{photo}, []int{1})["inputs"]}), 400, "top_k"},
 		{"unknown output", mustJSON(t, map[string]any{"outputs": []map[string]any{{"name": "nope"}}, "inputs": bytesReq([]string{photo}, []int{1})["inputs"]}), 400, `no output named "nope"`},
