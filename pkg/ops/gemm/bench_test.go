@@ -99,3 +99,36 @@ func BenchmarkPacked(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWinogradBound weighs Winograd F(2x2,3x3) for the stride-1 3x3
+// branch convs at batch 1: the im2col product of each stage (c x hw^2 x
+// 9c) against the 16 element-wise products Winograd would run instead
+// (c x tiles x c, tiles = ceil(hw/2)^2), without its input and output
+// transforms. Winograd can only pay where the second is well below the
+// first. Run with: go test -run '^$' -bench WinogradBound ./pkg/ops/gemm/
+func BenchmarkWinogradBound(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, s := range []struct{ c, hw int }{{26, 56}, {52, 28}, {104, 14}, {208, 7}} {
+		n, k := s.hw*s.hw, 9*s.c
+		tiles := (s.hw + 1) / 2 * ((s.hw + 1) / 2)
+		b.Run(fmt.Sprintf("c=%d/hw=%d/im2col", s.c, s.hw), func(b *testing.B) {
+			pa := PackA(s.c, k, randSlice(rng, s.c*k), k)
+			bm, c := randSlice(rng, k*n), make([]float32, s.c*n)
+			for b.Loop() {
+				pa.MulThreads(1, n, bm, n, c, n, Epilogue{})
+			}
+		})
+		b.Run(fmt.Sprintf("c=%d/hw=%d/winograd16", s.c, s.hw), func(b *testing.B) {
+			var pa [16]*PackedA
+			for i := range pa {
+				pa[i] = PackA(s.c, s.c, randSlice(rng, s.c*s.c), s.c)
+			}
+			bm, c := randSlice(rng, 16*s.c*tiles), make([]float32, 16*s.c*tiles)
+			for b.Loop() {
+				for i, p := range pa {
+					p.MulThreads(1, tiles, bm[i*s.c*tiles:], tiles, c[i*s.c*tiles:], tiles, Epilogue{})
+				}
+			}
+		})
+	}
+}
