@@ -4,7 +4,7 @@ Usage:
 
     /usr/bin/python3 scripts/bench_compare.py --bin bin/res2net --weights full.pth
         [--onnx full.onnx] [--rounds 3] [--iters 20] [--warmup 3]
-        [--precisions fp32,bf16] [--configs 1x1,1x2,8x1,8x2,32x2]
+        [--precisions fp32,bf16] [--configs 1x1,1x2,8x1,8x2,32x2] [--baseline OLD_BIN]
         [--photo testdata/photos/astronaut.jpg] [--only forward,predict,folder]
 
 The machine is shared and noisy, so every figure is a ratio of runtimes
@@ -135,9 +135,12 @@ def forward(args):
         ]
         if bf16:
             cmds.append(go + ["--precision", "bf16"])
+        if args.baseline:
+            cmds.append([args.baseline, "bench", "--weights", args.weights] + common)
         times = [statistics.median(r) for r in alternate(args.rounds, cmds, ms)]
         g, t, o = times[:3]
-        fp32_rows.append((label(batch, threads), g, t, o))
+        base = times[-1] if args.baseline else None
+        fp32_rows.append((label(batch, threads), g, t, o, base))
         if bf16:
             bf16_rows.append((label(batch, threads), times[3], g, o))
     return fp32_rows, bf16_rows
@@ -184,6 +187,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "bin", "res2net"))
     ap.add_argument("--weights", required=True)
     ap.add_argument("--onnx", help="ONNX export of --weights (default: beside it, .onnx)")
+    ap.add_argument("--baseline", help="another res2net binary to time in the same alternation (fp32), such as an older build")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iters", type=int, default=20, help="timed passes at batch 1 (fewer, at least 5, for larger batches)")
     ap.add_argument("--warmup", type=int, default=3)
@@ -200,10 +204,12 @@ def main():
     only = args.only.split(",")
     if "forward" in only:
         fp32_rows, bf16_rows = forward(args)
-        print("| forward, ms per image | res2net | PyTorch | ORT | res2net / PyTorch | res2net / ORT |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        for what, g, t, o in fp32_rows:
-            print(f"| {what} | {g:.1f} | {t:.1f} | {o:.1f} | {g / t:.2f}x | {g / o:.2f}x |")
+        base_head = " | baseline | res2net / baseline" if args.baseline else ""
+        print(f"| forward, ms per image | res2net | PyTorch | ORT | res2net / PyTorch | res2net / ORT{base_head} |")
+        print("| --- | --- | --- | --- | --- | ---" + (" | --- | ---" if args.baseline else "") + " |")
+        for what, g, t, o, base in fp32_rows:
+            base_cols = f" | {base:.1f} | {g / base:.2f}x" if base else ""
+            print(f"| {what} | {g:.1f} | {t:.1f} | {o:.1f} | {g / t:.2f}x | {g / o:.2f}x{base_cols} |")
         if bf16_rows:
             print()
             print("| forward, ms per image | res2net bf16 | res2net fp32 | ORT fp32 | fp32 / bf16 (speed-up) | bf16 / ORT |")

@@ -245,11 +245,15 @@ const maxThreads = 64
 // one task so that offering never blocks.
 //
 // After each task the worker polls its slot for spinTime before parking:
-// a forward pass makes about 85 GEMM calls a few hundred microseconds
-// apart, and a parked goroutine takes ~100 us to run again once readied
-// (it lands in the caller's run queue and waits for an idle P to steal
-// it), which at batch 1 is a third of the call. While polling it yields
-// (runtime.Gosched) so that other goroutines waiting for its P run first.
+// a forward pass makes about 85 GEMM calls and as many lighter passes
+// (Parallel) a few tens of microseconds apart, and a parked goroutine
+// takes ~100 us to run again once readied (it lands in the caller's run
+// queue and waits for an idle P to steal it), which at batch 1 is a third
+// of a call. While polling it yields (runtime.Gosched) so that other
+// goroutines waiting for its P run first. It does not poll when the
+// machine is oversubscribed (see oversubscribed): there the CPU time it
+// would burn is taken from the threads with work, which measured up to
+// 3x slower at batch 1 on two shared cores.
 type worker struct {
 	slot     atomic.Pointer[task]
 	sleeping atomic.Bool
@@ -258,7 +262,7 @@ type worker struct {
 
 // spinTime is how long an idle worker polls for the next task before
 // parking.
-const spinTime = 500 * time.Microsecond
+const spinTime = 200 * time.Microsecond
 
 // offer puts t in w's slot, reporting whether it was empty.
 func (w *worker) offer(t *task) bool {
@@ -307,6 +311,9 @@ func (w *worker) run() {
 // poll waits up to spinTime for a task in w's slot, reporting whether one
 // came.
 func (w *worker) poll() bool {
+	if oversubscribed() {
+		return false
+	}
 	deadline := time.Now().Add(spinTime)
 	for w.slot.Load() == nil {
 		if time.Now().After(deadline) {
