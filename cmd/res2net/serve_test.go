@@ -277,14 +277,36 @@ func TestBinaryServe(t *testing.T) {
 	}()
 	waitReady(t, url)
 
-	for _, ep := range []string{"/v2/health/live", "/v2", "/v2/models/tiny", "/v2/models/tiny/ready", "/metrics"} {
-		resp, err := http.Get(url + ep)
+	img, err := os.ReadFile(filepath.Join(photosDir, "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range []struct {
+		method, path string
+		body         []byte
+		want         string
+	}{
+		{"GET", "/v2/health/live", nil, ""},
+		{"GET", "/v2", nil, `"name":"res2net"`},
+		{"GET", "/v2/models/tiny", nil, `"platform":"res2net_go"`},
+		{"GET", "/v2/models/tiny/ready", nil, ""},
+		{"POST", "/v2/models/tiny/versions/1/infer", v2Request(t, "coffee.png"), `"name":"logits"`},
+		{"POST", "/v1/classify?topk=1", img, `"rank":1`},
+		{"PUT", "/predictions/tiny", img, `"rank":5`},
+		{"GET", "/v1/models", nil, `"name":"tiny"`},
+		{"GET", "/", nil, "<title>res2net</title>"},
+		{"GET", "/static/app.js", nil, "v1/classify"},
+		{"GET", "/metrics", nil, "res2net_model_load_seconds"},
+	} {
+		req, _ := http.NewRequest(ep.method, url+ep.path, bytes.NewReader(ep.body))
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Errorf("GET %s: %d", ep, resp.StatusCode)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), ep.want) {
+			t.Errorf("%s %s: %d %.200s", ep.method, ep.path, resp.StatusCode, b)
 		}
 	}
 

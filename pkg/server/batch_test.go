@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -80,9 +81,16 @@ func TestCancelledClientDropped(t *testing.T) {
 }
 
 // TestBatching sends concurrent requests and checks that they shared
-// forward passes, and that the answers match the ones sent alone.
+// forward passes, and that the answers match the ones sent alone, with one
+// worker and with two sharing the network.
 func TestBatching(t *testing.T) {
-	_, url := newTestServer(t, Options{MaxBatch: 8, MaxDelay: 200 * time.Millisecond})
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d workers", workers), func(t *testing.T) { testBatching(t, workers) })
+	}
+}
+
+func testBatching(t *testing.T, workers int) {
+	_, url := newTestServer(t, Options{MaxBatch: 8, MaxDelay: 200 * time.Millisecond, Workers: workers})
 	ps := photos(t)
 	const n = 8
 	var wg sync.WaitGroup
