@@ -20,6 +20,7 @@ test: ## run all tests with the race detector (the README's test command)
 parity: ## full-size PyTorch parity: generate seeded checkpoints (Holocron, the nine timm variants) and logits, compare
 	$(PYTHON) scripts/make_parity.py $(PARITY_DIR)
 	$(PYTHON) scripts/make_timm_fixtures.py --full $(PARITY_DIR)/timm
+	$(PYTHON) scripts/make_beyond_fixtures.py --full $(PARITY_DIR)
 	RES2NET_PARITY_DIR=$(PARITY_DIR) $(GO) test -count=1 -run Parity -v ./pkg/model/ ./cmd/res2net/
 
 lint: ## gofmt and go vet

@@ -15,13 +15,21 @@ import (
 	"github.com/res2net/res2net/internal/npy"
 )
 
-// TestEmbedMatchesPyTorch writes the shipped photos' embeddings as .npy
-// and compares each row with PyTorch's pooled features within 1e-4
-// relative, in input order, with the file list beside it.
+// TestEmbedMatchesPyTorch checks the tiny checkpoint's embeddings against
+// PyTorch's.
 func TestEmbedMatchesPyTorch(t *testing.T) {
+	checkEmbedParity(t, tinyWeights, beyondDir)
+}
+
+// checkEmbedParity writes the embeddings of beyondPhotos with weights as
+// .npy and compares each row with PyTorch's pooled features in fixtures
+// within 1e-4 relative, in input order, with the file list beside it.
+func checkEmbedParity(t *testing.T, weights, fixtures string) {
 	dir := t.TempDir()
 	ios, _, errOut := testIO("")
-	opts := &embedOptions{IO: ios, Output: filepath.Join(dir, "f.npy"), Net: testNet()}
+	net := testNet()
+	net.Model.Weights = weights
+	opts := &embedOptions{IO: ios, Output: filepath.Join(dir, "f.npy"), Net: net}
 	for _, p := range beyondPhotos {
 		opts.Inputs = append(opts.Inputs, filepath.Join(photosDir, p.file))
 	}
@@ -44,7 +52,7 @@ func TestEmbedMatchesPyTorch(t *testing.T) {
 	}
 	d := got.Shape[1]
 	for i, p := range beyondPhotos {
-		want, err := npy.Read(filepath.Join(beyondDir, p.stem+".pooled.npy"))
+		want, err := npy.Read(filepath.Join(fixtures, p.stem+".pooled.npy"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,11 +61,15 @@ func TestEmbedMatchesPyTorch(t *testing.T) {
 		}
 		row := got.Data[i*d : (i+1)*d]
 		tol := 1e-4 * maxAbsOf(want.Data)
+		worst := 0.0
 		for j, v := range want.Data {
-			if diff := math.Abs(float64(row[j] - v)); diff > tol {
+			diff := math.Abs(float64(row[j] - v))
+			if diff > tol {
 				t.Fatalf("%s: feature %d = %v, PyTorch %v", p.file, j, row[j], v)
 			}
+			worst = math.Max(worst, diff)
 		}
+		t.Logf("%s: %d features, max |difference| %.3g (tolerance %.3g)", p.file, d, worst, tol)
 	}
 }
 

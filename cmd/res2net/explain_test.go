@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,14 +31,62 @@ func testNet() netFlags {
 	return netFlags{Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 2, Threads: 2}, Transform: transformFlags{NoOrient: true}, Quiet: true}
 }
 
-// TestExplainMatchesPyTorch compares the JSON grids with PyTorch's maps
-// (last-stage features times the head's weights): the top-1 class by
-// default, and a chosen one with --class.
+// TestExplainMatchesPyTorch compares the JSON grids of the tiny checkpoint
+// with PyTorch's maps (last-stage features times the head's weights).
 func TestExplainMatchesPyTorch(t *testing.T) {
+	checkExplainParity(t, tinyWeights, beyondDir, func(t *testing.T, file string) int {
+		base, _, _ := strings.Cut(file, ".")
+		logits, err := npy.Read(filepath.Join(photosDir, base+".logits.npy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ops.TopK(logits.Data, 1)[0]
+	})
+}
+
+// TestParityExplainEmbed is TestExplainMatchesPyTorch and
+// TestEmbedMatchesPyTorch for the full-size seeded checkpoint of `make
+// parity` (scripts/make_beyond_fixtures.py --full).
+func TestParityExplainEmbed(t *testing.T) {
+	dir := os.Getenv("RES2NET_PARITY_DIR")
+	if dir == "" {
+		t.Skip("RES2NET_PARITY_DIR not set; run `make parity`")
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "photos.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order struct{ Files []string }
+	if err := json.Unmarshal(raw, &order); err != nil {
+		t.Fatal(err)
+	}
+	logits, err := npy.Read(filepath.Join(dir, "photos.logits.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes := logits.Shape[1]
+	weights, fixtures := filepath.Join(dir, "full.pth"), filepath.Join(dir, "beyond")
+	checkExplainParity(t, weights, fixtures, func(t *testing.T, file string) int {
+		i := slices.Index(order.Files, file)
+		if i < 0 {
+			t.Fatalf("%s not in photos.json", file)
+		}
+		return ops.TopK(logits.Data[i*classes:(i+1)*classes], 1)[0]
+	})
+	checkEmbedParity(t, weights, fixtures)
+}
+
+// checkExplainParity runs explain --format json on beyondPhotos with
+// weights and compares each grid with PyTorch's in fixtures: each image's
+// top-1 class (top gives PyTorch's) by default, and a chosen one with
+// --class, by index and by label.
+func checkExplainParity(t *testing.T, weights, fixtures string, top func(t *testing.T, file string) int) {
 	for _, class := range []string{"", "3", "chain saw"} {
 		t.Run("class="+class, func(t *testing.T) {
 			ios, out, errOut := testIO("")
-			opts := &explainOptions{IO: ios, Format: "json", Class: class, Opacity: 0.5, Net: testNet()}
+			net := testNet()
+			net.Model.Weights = weights
+			opts := &explainOptions{IO: ios, Format: "json", Class: class, Opacity: 0.5, Net: net}
 			for _, p := range beyondPhotos {
 				opts.Inputs = append(opts.Inputs, filepath.Join(photosDir, p.file))
 			}
@@ -53,16 +102,13 @@ func TestExplainMatchesPyTorch(t *testing.T) {
 				if e.File != filepath.Join(photosDir, p.file) {
 					t.Fatalf("result for %s, want %s (input order)", e.File, p.file)
 				}
-				cams, err := npy.Read(filepath.Join(beyondDir, p.stem+".cams.npy"))
+				cams, err := npy.Read(filepath.Join(fixtures, p.stem+".cams.npy"))
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := 0
-				switch class {
-				case "":
-					want = topClass(t, p.stem)
-				default:
-					want = 3 // "chain saw" is Imagenette class 3
+				want := 3 // "chain saw" is Imagenette class 3
+				if class == "" {
+					want = top(t, p.file)
 				}
 				if e.Class != want || e.Label != imagenette[want] {
 					t.Fatalf("%s: class %d %q, want %d %q", p.file, e.Class, e.Label, want, imagenette[want])
@@ -73,16 +119,20 @@ func TestExplainMatchesPyTorch(t *testing.T) {
 				if len(e.CAM) != h || len(e.CAM[0]) != w {
 					t.Fatalf("%s: grid %dx%d, want %dx%d", p.file, len(e.CAM), len(e.CAM[0]), h, w)
 				}
+				worst := 0.0
 				for y := range h {
 					for x := range w {
-						if d := math.Abs(float64(e.CAM[y][x] - grid[y*w+x])); d > tol {
+						d := math.Abs(float64(e.CAM[y][x] - grid[y*w+x]))
+						if d > tol {
 							t.Fatalf("%s: cell (%d, %d) = %v, PyTorch %v", p.file, x, y, e.CAM[y][x], grid[y*w+x])
 						}
+						worst = math.Max(worst, d)
 					}
 				}
 				if !(e.Probability > 0 && e.Probability <= 1) {
 					t.Errorf("%s: probability %v", p.file, e.Probability)
 				}
+				t.Logf("%s: class %d, max |difference| %.3g (tolerance %.3g)", p.file, e.Class, worst, tol)
 			}
 		})
 	}
@@ -92,17 +142,6 @@ func TestExplainMatchesPyTorch(t *testing.T) {
 // because it has as many.
 var imagenette = []string{"tench", "English springer", "cassette player", "chain saw", "church",
 	"French horn", "garbage truck", "gas pump", "golf ball", "parachute"}
-
-// topClass is PyTorch's top-1 for a fixture photo, from the shipped logits.
-func topClass(t *testing.T, stem string) int {
-	t.Helper()
-	base, _, _ := strings.Cut(stem, ".")
-	logits, err := npy.Read(filepath.Join(photosDir, base+".logits.npy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ops.TopK(logits.Data, 1)[0]
-}
 
 func maxAbsOf(v []float32) float64 {
 	m := 0.0
