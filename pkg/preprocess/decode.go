@@ -9,6 +9,7 @@ import (
 	"image/gif"
 	"image/png"
 	"io"
+	"os"
 	"unicode/utf8"
 
 	"golang.org/x/image/bmp"
@@ -92,6 +93,7 @@ const (
 // and the header is checked (format, pixel limit) as soon as the bytes
 // read hold it, before the rest is read.
 func readInput(r io.Reader, opts Options) (*input, error) {
+	hint := sizeHint(r)
 	br := bufio.NewReaderSize(r, sniffLen)
 	head, err := br.Peek(sniffLen)
 	if err != nil && err != io.EOF {
@@ -101,7 +103,7 @@ func readInput(r io.Reader, opts Options) (*input, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := readAll(br, c, opts)
+	data, err := readAll(br, hint, c, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -124,18 +126,32 @@ func readInput(r io.Reader, opts Options) (*input, error) {
 	return in, nil
 }
 
-// readAll reads the rest of a stream whose format c was sniffed, in
-// growing chunks, checking the header against opts on what has arrived
-// until it is complete. The result takes at most twice the data's size
-// while it is assembled.
-func readAll(r io.Reader, c *codec, opts Options) ([]byte, error) {
-	var chunks [][]byte
+// readAll reads the rest of an input whose format c was sniffed, in
+// growing steps, checking the header against opts on what has arrived
+// until it is complete. With a size hint (a regular file) the bytes are
+// read in place; a stream of unknown length is read in chunks joined at
+// the end, so it takes at most twice its size while it is assembled.
+func readAll(r io.Reader, hint int64, c *codec, opts Options) ([]byte, error) {
+	var buf []byte // hint > 0: the data, read in place; +1 sees a file that grew
+	if hint > 0 && hint < maxFileBytes {
+		buf = make([]byte, 0, hint+1)
+	}
+	var chunks [][]byte // no hint: the data so far
 	var total int64
 	headerOK := false
 	for size := readChunk; ; size = min(2*size, maxReadChunk) {
-		chunk := make([]byte, size)
+		var chunk []byte
+		if buf != nil && len(buf) < cap(buf) {
+			chunk = buf[len(buf):min(cap(buf), len(buf)+size)]
+		} else {
+			chunk = make([]byte, size)
+		}
 		n, err := io.ReadFull(r, chunk)
-		chunks = append(chunks, chunk[:n])
+		if buf != nil && len(buf) < cap(buf) {
+			buf = buf[:len(buf)+n]
+		} else {
+			chunks = append(chunks, chunk[:n])
+		}
 		total += int64(n)
 		if total > maxFileBytes {
 			return nil, fmt.Errorf("%w: %s file is longer than the limit of %d bytes", ErrTooLarge, c.name, maxFileBytes)
@@ -149,7 +165,7 @@ func readAll(r io.Reader, c *codec, opts Options) ([]byte, error) {
 		if !headerOK {
 			// Refuse as soon as the header read so far fails for another
 			// reason than its end (a TIFF's header may lie anywhere).
-			_, herr := checkHeader(c, bytes.Join(chunks, nil), opts)
+			_, herr := checkHeader(c, join(buf, chunks), opts)
 			cut := errors.Is(herr, io.EOF) || errors.Is(herr, io.ErrUnexpectedEOF) || errors.Is(herr, errJPEGTruncated)
 			if herr != nil && !cut && c != tiffCodec {
 				return nil, herr
@@ -157,15 +173,47 @@ func readAll(r io.Reader, c *codec, opts Options) ([]byte, error) {
 			headerOK = herr == nil
 		}
 	}
-	if len(chunks) == 1 {
-		return chunks[0], nil
+	return join(buf, chunks), nil
+}
+
+// join returns head followed by the chunks, in head's memory when there
+// are none.
+func join(head []byte, chunks [][]byte) []byte {
+	if len(chunks) == 0 {
+		return head
 	}
-	data := make([]byte, 0, total)
-	for i := range chunks {
-		data = append(data, chunks[i]...)
-		chunks[i] = nil
+	if head == nil && len(chunks) == 1 {
+		return chunks[0]
 	}
-	return data, nil
+	n := len(head)
+	for _, c := range chunks {
+		n += len(c)
+	}
+	data := append(make([]byte, 0, n), head...)
+	for _, c := range chunks {
+		data = append(data, c...)
+	}
+	return data
+}
+
+// sizeHint is the number of bytes left in r when it knows it (a regular
+// file, an in-memory reader), else 0.
+func sizeHint(r io.Reader) int64 {
+	switch v := r.(type) {
+	case interface{ Len() int }:
+		return int64(v.Len())
+	case *os.File:
+		info, err := v.Stat()
+		if err != nil || !info.Mode().IsRegular() {
+			return 0
+		}
+		pos, err := v.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return 0
+		}
+		return info.Size() - pos
+	}
+	return 0
 }
 
 // checkHeader reads the header from data and checks the image size

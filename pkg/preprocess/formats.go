@@ -18,9 +18,10 @@ import (
 
 // decodeBudget bounds the memory a decoder may hold for one image (a
 // decoded raster, JPEG coefficients, a resize intermediate), so that with
-// the file's own bytes and the rest of the pipeline one image stays well
-// under 400 MiB. Images that would need more are refused with ErrTooLarge.
-const decodeBudget = 256 << 20
+// the file's own bytes (an uncompressed file is about as large as the
+// raster) and the rest of the pipeline one image stays under 400 MiB.
+// Images that would need more are refused with ErrTooLarge.
+const decodeBudget = 192 << 20
 
 // rasterBytes estimates the memory a Go decoder's image of cfg takes.
 func rasterBytes(cfg image.Config) int64 {

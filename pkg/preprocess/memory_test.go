@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,5 +142,38 @@ func TestPeakRSS(t *testing.T) {
 			}
 			t.Logf("%d-byte file: peak RSS %d MiB", len(tc.data), rss>>20)
 		})
+	}
+}
+
+// TestFileReadInPlace: a regular file is read into one buffer of its size,
+// a stream of unknown length in chunks joined once (twice its size).
+func TestFileReadInPlace(t *testing.T) {
+	const w, h = 2000, 2000
+	data := append([]byte(fmt.Sprintf("P5 %d %d 255\n", w, h)), make([]byte, w*h)...)
+	path := filepath.Join(t.TempDir(), "big.pgm")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	size := uint64(len(data))
+	for _, tc := range []struct {
+		name  string
+		read  func() error
+		limit uint64
+	}{
+		{"file", func() error { _, err := Load(path, DefaultOptions()); return err }, size + 4<<20},
+		{"stream", func() error {
+			_, err := Read(struct{ io.Reader }{bytes.NewReader(data)}, "stdin", DefaultOptions())
+			return err
+		}, 2*size + 24<<20},
+	} {
+		var err error
+		alloc := allocDuring(func() { err = tc.read() })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if alloc > tc.limit {
+			t.Errorf("%s: %d-byte image allocated %d bytes, limit %d", tc.name, size, alloc, tc.limit)
+		}
+		t.Logf("%s: %d-byte image, allocated %.1f MiB", tc.name, size, float64(alloc)/(1<<20))
 	}
 }

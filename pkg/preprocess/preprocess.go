@@ -20,7 +20,7 @@
 // Load and Read never hold the decoded image: decoders hand rows to the
 // resize as they produce them (JPEG per MCU row, PNG per row), and what
 // must be held (progressive JPEG coefficients, the rasters of the x/image
-// decoders) is bounded to 256 MiB, so one image peaks well under 400 MiB
+// decoders) is bounded to 192 MiB, so one image peaks well under 400 MiB
 // whatever its declared size. Inputs are read incrementally, the header
 // checked as soon as it has arrived.
 package preprocess
@@ -73,8 +73,8 @@ func DefaultOptions() Options {
 var ErrUnsupported = errors.New("unsupported image")
 
 // ErrTooLarge reports an image whose declared size exceeds
-// Options.MaxPixels, one whose decoding would hold more than 256 MiB (for
-// example a progressive JPEG over about 89 million pixels at 4:2:0), or
+// Options.MaxPixels, one whose decoding would hold more than 192 MiB (for
+// example a progressive JPEG over about 67 million pixels at 4:2:0), or
 // an input longer than Decode reads (1 GiB).
 var ErrTooLarge = errors.New("image too large")
 
