@@ -64,7 +64,7 @@ the published one is cached under its own name, never taken for the model.`,
 	f.BoolVar(&opts.Force, "force", false, "download again even if a verified copy is cached")
 	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress bar or notices")
 	f.Var(&maxSize, "max-size", "largest download accepted when its size is not known in advance (bytes, or with KiB, MiB, GiB)")
-	cmd.RegisterFlagCompletionFunc("model", completeModels)
+	completeValues(cmd, "model", modelNames())
 	return cmd
 }
 
@@ -142,11 +142,6 @@ func lookupModel(name string) (registry.Entry, error) {
 		return e, &usageError{err}
 	}
 	return e, nil
-}
-
-// completeModels completes --model with the registry's names.
-func completeModels(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	return registry.Names(), cobra.ShellCompDirectiveNoFileComp
 }
 
 // fetchSource applies --url and --sha256 to entry's file. A mirror of the

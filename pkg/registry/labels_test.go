@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -78,4 +79,26 @@ func TestReadLabelsTooMany(t *testing.T) {
 	if _, err := ReadLabels(p); err == nil || !strings.Contains(err.Error(), "more than 1048576 names") {
 		t.Errorf("error %v", err)
 	}
+}
+
+// FuzzParseLabels: any bytes give names that are non-empty, trimmed,
+// NUL-free single lines, or an error; never a panic.
+func FuzzParseLabels(f *testing.F) {
+	for _, seed := range []string{"cat\ndog\n", " a \r\nb", "\n\nx", "a\n\nb", "x\x00y", strings.Repeat("y", 5000), ""} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		names, err := parseLabels(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		if len(names) == 0 {
+			t.Fatal("no names and no error")
+		}
+		for i, n := range names {
+			if n == "" || n != strings.TrimSpace(n) || strings.ContainsAny(n, "\n\x00") || len(n) > maxLabelBytes {
+				t.Fatalf("name %d is %q", i, n)
+			}
+		}
+	})
 }
