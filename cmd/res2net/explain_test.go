@@ -308,6 +308,7 @@ func TestBeyondUsage(t *testing.T) {
 		{"train-head no -o", []string{"train-head", "-w", tinyWeights, photosDir}, "-o MODEL.safetensors is required"},
 		{"train-head extension", []string{"train-head", "-w", tinyWeights, "-o", "m.pth", photosDir}, "name it .safetensors"},
 		{"train-head val", []string{"train-head", "-w", tinyWeights, "-o", "m.safetensors", "--val", "1", photosDir}, "--val"},
+		{"train-head val and val-dir", []string{"train-head", "-w", tinyWeights, "-o", "m.safetensors", "--val", "0.3", "--val-dir", photosDir, photosDir}, "give one"},
 		{"train-head l2", []string{"train-head", "-w", tinyWeights, "-o", "m.safetensors", "--l2", "-1", photosDir}, "--l2"},
 	}
 	for _, tt := range tests {

@@ -70,6 +70,9 @@ head, and the class names and transform in its metadata, so that
 		Args: argsUsage(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.DataDir = args[0]
+			if opts.ValDir != "" && cmd.Flags().Changed("val") {
+				return usageErrorf("--val and --val-dir both choose the validation images; give one")
+			}
 			return runTrainHead(cmd.Context(), opts)
 		},
 	}
