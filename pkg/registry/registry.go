@@ -231,6 +231,22 @@ func Names() []string {
 	return names
 }
 
+// ForConfig returns the entry whose network is cfg (its architecture,
+// classes and key layout; the precision is not compared), so that a
+// checkpoint file whose configuration model.Infer read gets that model's
+// labels and transform. ok is false when no entry has cfg.
+func ForConfig(cfg model.Config) (e Entry, ok bool) {
+	cfg.Precision = 0
+	for _, e := range entries {
+		c := e.Config
+		c.Precision = 0
+		if c == cfg {
+			return e, true
+		}
+	}
+	return Entry{}, false
+}
+
 // ErrUnknownModel reports a name Lookup does not know.
 var ErrUnknownModel = errors.New("unknown model")
 

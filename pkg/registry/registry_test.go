@@ -10,6 +10,8 @@ import (
 
 	"github.com/res2net/res2net/pkg/download"
 	"github.com/res2net/res2net/pkg/model"
+	"github.com/res2net/res2net/pkg/ops"
+	"github.com/res2net/res2net/pkg/ops/gemm"
 )
 
 func TestCacheDir(t *testing.T) {
@@ -245,5 +247,35 @@ func TestIsPublished(t *testing.T) {
 	}
 	if !hub.IsPublished(src.SHA256, dir) || hub.IsPublished(sum, dir) {
 		t.Error("the stamped hub copy does not decide")
+	}
+}
+
+func TestForConfig(t *testing.T) {
+	for _, e := range All() {
+		cfg := e.Config
+		cfg.Precision = gemm.BF16
+		if got, ok := ForConfig(cfg); !ok || got.Name != e.Name {
+			t.Errorf("%s: ForConfig gives %q, %v", e.Name, got.Name, ok)
+		}
+	}
+	// What model.Infer reads from each entry's state dict (shapes only)
+	// finds the entry again.
+	for _, e := range All() {
+		tensors := map[string]*ops.Tensor{}
+		for _, p := range e.Config.StateDict() {
+			tensors[p.Name] = &ops.Tensor{Shape: p.Shape}
+		}
+		cfg, err := model.Infer(tensors)
+		if err != nil {
+			t.Fatalf("%s: %v", e.Name, err)
+		}
+		if got, ok := ForConfig(cfg); !ok || got.Name != e.Name {
+			t.Errorf("%s: the inferred config gives %q, %v", e.Name, got.Name, ok)
+		}
+	}
+	narrow := model.Res2Net50()
+	narrow.Classes = 3
+	if e, ok := ForConfig(narrow); ok {
+		t.Errorf("a 3-class head matches %s", e.Name)
 	}
 }
