@@ -60,8 +60,9 @@ type Options struct {
 	// window, in bytes per second: 0 means DefaultMinRate, a negative
 	// value any rate above nothing.
 	MinRate int64
-	// MaxSize caps the bytes accepted for a file whose size is not known
-	// in advance (Source.Size 0, no size from the hub): 0 means
+	// MaxSize caps the bytes accepted for a file whose size the caller
+	// does not know (Source.Size 0): what the body brings, and the size a
+	// server or the hub announces, or a file to import has. 0 means
 	// DefaultMaxSize, a negative value no cap.
 	MaxSize int64
 	// Backoff is the wait before the first retry, doubled for each further
@@ -178,6 +179,9 @@ func Import(ctx context.Context, src Source, dir, from string, opts Options) (st
 	defer unlock()
 	d := newDownload(src, final, name, opts)
 	d.from = from
+	if src.Size == 0 && d.opts.MaxSize > 0 && fi.Size() > d.opts.MaxSize {
+		return fail(fmt.Errorf("%w of %d bytes: the file has %d", ErrTooLarge, d.opts.MaxSize, fi.Size()))
+	}
 	if src.Hub && src.SHA256 == "" {
 		if err := d.retry(ctx, d.resolve); err != nil {
 			return fail(fmt.Errorf("verifying it needs the digest the hub announces: %w", err))
@@ -353,6 +357,9 @@ func (d *download) resolve(ctx context.Context) error {
 	}
 	if d.src.Size > 0 && f.size > 0 && f.size != d.src.Size {
 		return fmt.Errorf("%w: the hub announces %d bytes, expected %d", ErrSize, f.size, d.src.Size)
+	}
+	if d.src.Size == 0 && d.opts.MaxSize > 0 && f.size > d.opts.MaxSize {
+		return fmt.Errorf("%w of %d bytes: the hub announces %d", ErrTooLarge, d.opts.MaxSize, f.size)
 	}
 	d.src.SHA256 = f.sha256
 	if f.size > 0 {

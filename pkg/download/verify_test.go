@@ -220,6 +220,7 @@ func TestFetchHubErrors(t *testing.T) {
 		{"pinned digest differs", func(_ *hubServer, src *Source) { src.SHA256 = other }, "the hub announces " + payloadSum() + ", expected " + other, ErrChecksum, 0},
 		{"pinned size differs", func(_ *hubServer, src *Source) { src.Size = 5 }, "the hub announces 1048699 bytes, expected 5", ErrSize, 0},
 		{"missing file", func(h *hubServer, src *Source) { src.URL = h.hub.URL + "/timm/x/resolve/main/model.safetensors" }, "404 Not Found", nil, 0},
+		{"announced size over the cap", func(h *hubServer, _ *Source) { h.size = "1000000000000" }, "larger than the size limit of 2147483648 bytes: the hub announces 1000000000000", ErrTooLarge, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -579,6 +580,12 @@ func TestImport(t *testing.T) {
 				t.Errorf("left %q", names)
 			}
 		})
+	}
+	small := testOpts
+	small.MaxSize = 1000
+	if _, err := Import(context.Background(), src, t.TempDir(), from, small); !errors.Is(err, ErrTooLarge) ||
+		!strings.Contains(err.Error(), "limit of 1000 bytes: the file has 1048699") {
+		t.Errorf("a file over the cap: %v", err)
 	}
 }
 
