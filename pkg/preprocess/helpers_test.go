@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"image"
+	"math"
 	"runtime"
 )
 
@@ -48,7 +49,7 @@ func resizeRegion(img *image.NRGBA, outW, outH, x0, y0, x1, y1 int) *rgbImage {
 
 func resizeOriented(img *image.NRGBA, o, outW, outH, x0, y0, x1, y1 int) *rgbImage {
 	w, h := img.Rect.Dx(), img.Rect.Dy()
-	r, err := newResampler(w, h, o, outW, outH, x0, y0, x1, y1)
+	r, err := newResampler(w, h, o, outW, outH, x0, y0, x1, y1, math.MaxInt64)
 	if err != nil {
 		panic(err)
 	}

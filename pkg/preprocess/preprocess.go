@@ -99,7 +99,7 @@ func Read(r io.Reader, name string, opts Options) (*ops.Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", name, err)
 	}
-	sink, err := newTransformSink(opts.Transform, in.w, in.h, in.orientation)
+	sink, err := newTransformSink(opts.Transform, in.w, in.h, in.orientation, decodeBudget)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", name, err)
 	}

@@ -41,8 +41,8 @@ type transformSink struct {
 
 // newTransformSink prepares the transform of a w x h source with EXIF
 // orientation o (1 for none). It refuses, with ErrTooLarge, a transform
-// whose working memory would exceed decodeBudget.
-func newTransformSink(t Transform, w, h, o int) (*transformSink, error) {
+// whose working memory would exceed limit bytes.
+func newTransformSink(t Transform, w, h, o int, limit int64) (*transformSink, error) {
 	ow, oh := w, h
 	if o >= 5 && o <= 8 {
 		ow, oh = h, w
@@ -52,7 +52,7 @@ func newTransformSink(t Transform, w, h, o int) (*transformSink, error) {
 	if s.out.empty() {
 		return s, nil
 	}
-	rs, err := newResampler(w, h, o, g.ResizedW, g.ResizedH, s.out.x0, s.out.y0, s.out.x1, s.out.y1)
+	rs, err := newResampler(w, h, o, g.ResizedW, g.ResizedH, s.out.x0, s.out.y0, s.out.x1, s.out.y1, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +100,9 @@ type resampler struct {
 	lo, hi int     // order[lo:hi] are the positions the current row feeds
 }
 
-// newResampler prepares the resample of a w x h source; see resampler.
-func newResampler(w, h, o, outW, outH, x0, y0, x1, y1 int) (*resampler, error) {
+// newResampler prepares the resample of a w x h source, in at most limit
+// bytes of working memory; see resampler.
+func newResampler(w, h, o, outW, outH, x0, y0, x1, y1 int, limit int64) (*resampler, error) {
 	r := &resampler{w: w, h: h, o: o, transpose: o >= 5 && o <= 8}
 	ow, oh := w, h
 	if r.transpose {
@@ -120,9 +121,9 @@ func newResampler(w, h, o, outW, outH, x0, y0, x1, y1 int) (*resampler, error) {
 	if r.transpose {
 		need *= 5 // the int32 sums besides the intermediate
 	}
-	if need > decodeBudget {
+	if need > limit {
 		return nil, fmt.Errorf("%w: resizing to %dx%d needs %d MiB, more than the limit of %d MiB",
-			ErrTooLarge, outW, outH, need>>20, decodeBudget>>20)
+			ErrTooLarge, outW, outH, need>>20, limit>>20)
 	}
 	// Flips reverse the first pass's axis in source indices.
 	mirrored := (!r.transpose && (o == 2 || o == 3)) || (r.transpose && (o == 6 || o == 7))

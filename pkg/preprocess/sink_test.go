@@ -24,7 +24,7 @@ func TestOrientedResample(t *testing.T) {
 		} {
 			for o := 1; o <= 8; o++ {
 				want := tr.Apply(orient(img, o))
-				s, err := newTransformSink(tr, size[0], size[1], o)
+				s, err := newTransformSink(tr, size[0], size[1], o, decodeBudget)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -80,13 +80,17 @@ func TestTinyFilesHugeImages(t *testing.T) {
 	}
 	cut := cmyk[:len(cmyk)-2] // no end marker: the entropy data is missing
 	const mib = 1 << 20
+	side := uint16(6000)
+	if raceSlowdown > 1 {
+		side = 2000 // for time
+	}
 	for _, tc := range []struct {
 		name  string
 		data  []byte
 		want  string // error text; "" for success
 		limit uint64 // bytes allocated at most
 	}{
-		{"cmyk-no-data.jpg", withJPEGSize(cmyk, 6000, 6000), "", 48 * mib},
+		{"cmyk-no-data.jpg", withJPEGSize(cmyk, side, side), "", 48 * mib},
 		{"cmyk-cut.jpg", withJPEGSize(cut, 11000, 11000), "truncated", 4 * mib},
 		{"gif-35-bytes.gif", tinyGIF(11000, 11000), "truncated", mib},
 		{"progressive-no-data.jpg", emptyRefinementJPEG(9000, 9000, 0)[:400], "truncated", 4 * mib},
@@ -135,6 +139,14 @@ func TestBudget(t *testing.T) {
 	}
 	if alloc > 1<<20 {
 		t.Errorf("refusing allocated %d bytes", alloc)
+	}
+
+	// A transform whose streamed intermediate would exceed the budget.
+	big := withJPEGSize(mustRead(t, "testdata/formats/cmyk_no_data.jpg"), 11000, 11000)
+	opts := DefaultOptions()
+	opts.Resize, opts.Crop = 8192, 8192
+	if _, err := Read(bytes.NewReader(big), "big.jpg", opts); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "resizing") {
+		t.Errorf("crop 8192 of 11000x11000: want ErrTooLarge for the resize, got %v", err)
 	}
 }
 

@@ -116,14 +116,13 @@ func (g Geometry) ToSource(x, y float64) (float64, float64) {
 // computes it, and returns a 3 x CropH x CropW tensor (CHW). Images other
 // than the *image.NRGBA that Decode returns are first converted to RGB as
 // Pillow's convert("RGB") would; alpha is ignored. The transform must be
-// valid (see Validate); Apply panics if its working memory would exceed
-// the decoding budget, which only an absurd transform reaches.
+// valid (see Validate). Its working memory (at most the crop's width, or
+// the resized width without a crop, x the image's height x 3 bytes) is
+// not limited: the image is already in memory.
 func (t Transform) Apply(img image.Image) *ops.Tensor {
 	b := img.Bounds()
-	s, err := newTransformSink(t, b.Dx(), b.Dy(), 1)
-	if err != nil {
-		panic(err)
-	}
+	s, _ := newTransformSink(t, b.Dx(), b.Dy(), 1, math.MaxInt64) // no limit: no error
+
 	rgbRows(img, s)
 	return s.finish()
 }
