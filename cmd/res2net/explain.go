@@ -9,11 +9,13 @@ import (
 	"image/png"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/disintegration/imaging"
 	"github.com/res2net/res2net/pkg/cam"
 	"github.com/res2net/res2net/pkg/classify"
 	"github.com/res2net/res2net/pkg/ops"
@@ -44,9 +46,10 @@ The class is each image's top-1 unless --class names one (index or label).
 --format png (the default) draws the map over the original photo (not the
 crop), upsampled bilinearly and mapped back through the crop and resize, in
 the Turbo colour map, with the label and probability in a corner; parts of
-the photo the network never saw are dimmed. One PNG per input: -o names the
-file for a single input, or a folder for several (default: IMAGE.cam.png in
-the current folder). --format json writes one line per input with the raw
+the photo the network never saw are dimmed (a photo over 16 megapixels is
+drawn downscaled to 16). One PNG per input: -o names the file for a single
+input, or a folder for several (default: IMAGE.cam.png in the current
+folder). --format json writes one line per input with the raw
 grid (7x7 at 224x224) to -o or standard output, and for an input that
 failed {"file": ..., "error": ...}.`,
 		Example: `  res2net explain photo.jpg                       # writes photo.cam.png
@@ -136,10 +139,16 @@ func runExplain(ctx context.Context, opts *explainOptions) error {
 	pre := c.Transform()
 
 	results := map[*job]*explained{}
+	wins := map[*job]cam.Window{}
 	load := func(it *job) {
 		var data []byte
 		if data, it.err = readInput(opts.IO, it.name); it.err == nil {
 			it.photo, it.x, it.err = decodePhoto(data, it.name, pre)
+		}
+		if it.err == nil && pngs != nil {
+			it.photo, wins[it] = overlayPhoto(it.photo, pre)
+		} else {
+			it.photo = nil // JSON needs only the tensor
 		}
 	}
 	run := func(good []*job) error { return explainBatch(c, runner, good, class, results) }
@@ -148,10 +157,11 @@ func runExplain(ctx context.Context, opts *explainOptions) error {
 			if jsonOut != nil {
 				it.err = jsonOut.Encode(e.record)
 			} else {
-				it.err = writeOverlay(pngs.name(it.name), it.photo, e, pre, opts.Opacity)
+				it.err = writeOverlay(pngs.name(it.name), it.photo, wins[it], e, opts.Opacity)
 			}
 		}
 		delete(results, it)
+		delete(wins, it)
 		it.photo = nil
 		if it.err != nil {
 			fmt.Fprintf(opts.IO.ErrOut, "res2net: %v\n", it.err)
@@ -220,13 +230,34 @@ func explainBatch(cl *classify.Classifier, r *classify.Runner, jobs []*job, clas
 	return nil
 }
 
-// writeOverlay draws the map over the photo and writes it as a PNG.
-func writeOverlay(path string, photo *image.NRGBA, e *explained, pre preprocess.Options, opacity float64) error {
+// maxOverlayPixels bounds the photo kept for the overlay of each image of
+// a batch: larger photos are drawn downscaled to this many pixels, so
+// that a batch of huge photos does not hold gigabytes until it is drawn.
+const maxOverlayPixels = 16 << 20
+
+// overlayPhoto returns the photo to draw the map over, downscaled to at
+// most maxOverlayPixels, and the network's view of it (the crop window
+// mapped back through the resize) in that picture's pixels.
+func overlayPhoto(photo *image.NRGBA, pre preprocess.Options) (*image.NRGBA, cam.Window) {
 	b := photo.Bounds()
 	g := pre.Transform.Geometry(b.Dx(), b.Dy())
 	x0, y0 := g.ToSource(0, 0)
 	x1, y1 := g.ToSource(float64(g.CropW), float64(g.CropH))
-	heat, err := cam.Upsample(cam.Normalize(e.grid), e.gridH, e.gridW, cam.Window{X: x0, Y: y0, W: x1 - x0, H: y1 - y0}, b.Dx(), b.Dy())
+	win := cam.Window{X: x0, Y: y0, W: x1 - x0, H: y1 - y0}
+	if px := b.Dx() * b.Dy(); px > maxOverlayPixels {
+		s := math.Sqrt(float64(maxOverlayPixels) / float64(px))
+		w, h := max(1, int(float64(b.Dx())*s)), max(1, int(float64(b.Dy())*s))
+		sx, sy := float64(w)/float64(b.Dx()), float64(h)/float64(b.Dy())
+		photo = imaging.Resize(photo, w, h, imaging.Box)
+		win = cam.Window{X: win.X * sx, Y: win.Y * sy, W: win.W * sx, H: win.H * sy}
+	}
+	return photo, win
+}
+
+// writeOverlay draws the map over the photo and writes it as a PNG.
+func writeOverlay(path string, photo *image.NRGBA, win cam.Window, e *explained, opacity float64) error {
+	b := photo.Bounds()
+	heat, err := cam.Upsample(cam.Normalize(e.grid), e.gridH, e.gridW, win, b.Dx(), b.Dy())
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.record.File, err)
 	}

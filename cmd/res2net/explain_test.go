@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"image"
 	"image/png"
 	"math"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"testing"
 
 	"github.com/res2net/res2net/internal/npy"
+	"github.com/res2net/res2net/pkg/cam"
 	"github.com/res2net/res2net/pkg/ops"
+	"github.com/res2net/res2net/pkg/preprocess"
 )
 
 const beyondDir = "../../testdata/beyond"
@@ -319,5 +322,32 @@ func TestBeyondUsage(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errOut, tt.err)
 			}
 		})
+	}
+}
+
+// TestOverlayPhotoDownscales checks that a photo beyond maxOverlayPixels is
+// drawn smaller, with the network's window scaled with it, and that a
+// small one is kept as it is.
+func TestOverlayPhotoDownscales(t *testing.T) {
+	pre := preprocess.DefaultOptions()
+	big := image.NewNRGBA(image.Rect(0, 0, 4400, 4000))
+	photo, win := overlayPhoto(big, pre)
+	b := photo.Bounds()
+	if b.Dx()*b.Dy() > maxOverlayPixels || b.Dx() < 4000 {
+		t.Fatalf("downscaled to %v", b)
+	}
+	// Resize(232) makes it 255x232 (torchvision truncates 255.2), and
+	// CenterCrop(224) starts at (16, 4) (round half to even of 15.5 and
+	// 4): in the photo's pixels (16, 4) x (4400/255, 4000/232), 224 wide
+	// and high, scaled with the picture.
+	sx, sy := float64(b.Dx())/4400, float64(b.Dy())/4000
+	fx, fy := 4400.0/255, 4000.0/232
+	want := cam.Window{X: 16 * fx * sx, Y: 4 * fy * sy, W: 224 * fx * sx, H: 224 * fy * sy}
+	if math.Abs(win.X-want.X) > 1 || math.Abs(win.Y-want.Y) > 1 || math.Abs(win.W-want.W) > 1 || math.Abs(win.H-want.H) > 1 {
+		t.Fatalf("window %+v for a picture of %v, want %+v", win, b, want)
+	}
+	small := image.NewNRGBA(image.Rect(0, 0, 348, 232))
+	if p, _ := overlayPhoto(small, pre); p != small {
+		t.Fatal("a small photo was copied")
 	}
 }
