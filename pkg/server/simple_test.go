@@ -2,14 +2,18 @@ package server
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	goimage "image"
+	"image/png"
 	"mime/multipart"
 	"net"
 	"strings"
 	"testing"
 
 	"github.com/res2net/res2net/pkg/classify"
+	"github.com/res2net/res2net/pkg/preprocess"
 	"github.com/res2net/res2net/pkg/registry"
 )
 
@@ -167,4 +171,37 @@ func TestBodyMemory(t *testing.T) {
 	waitFor(t, func() bool { return metricValue(t, url, "res2net_http_requests_in_flight") == 1 })
 	status, body, _ = do(t, "POST", url+"/predictions/tiny", "", big)
 	wantError(t, "large body once the first is gone", status, body, 400, "upload")
+}
+
+// TestPixelLimit serves a model whose transform refuses images of more
+// than 10,000 pixels: a larger photo is a 400 naming the limit, on every
+// endpoint, and a small one still passes.
+func TestPixelLimit(t *testing.T) {
+	pre := preprocess.DefaultOptions()
+	pre.MaxPixels = 10_000
+	c, err := classify.Load(tinyWeights, classify.Options{Transform: pre, Labels: registry.Default.Classes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Options{})
+	if err := s.AddModel(tinyName, c, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.SetReady(true)
+	url := startHTTP(t, s)
+	photo := readPhoto(t, "coffee.png") // 288x192 = 55,296 pixels
+	status, body, _ := do(t, "PUT", url+"/predictions/tiny", "", photo)
+	wantError(t, "predictions", status, body, 400, "more than the limit of 10000")
+	v2 := mustJSON(t, map[string]any{"inputs": []map[string]any{{"name": "image", "datatype": "BYTES", "shape": []int{1},
+		"data": []string{base64.StdEncoding.EncodeToString(photo)}}}})
+	status, body, _ = do(t, "POST", url+"/v2/models/tiny/infer", "application/json", v2)
+	wantError(t, "v2 infer", status, body, 400, "more than the limit of 10000")
+
+	var small bytes.Buffer
+	if err := png.Encode(&small, goimage.NewGray(goimage.Rect(0, 0, 100, 100))); err != nil {
+		t.Fatal(err)
+	}
+	if status, body, _ := do(t, "PUT", url+"/predictions/tiny", "", small.Bytes()); status != 200 {
+		t.Errorf("a 100x100 image: %d %s", status, body)
+	}
 }
