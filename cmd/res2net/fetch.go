@@ -100,8 +100,7 @@ func runFetch(ctx context.Context, opts *fetchOptions) error {
 			return err
 		}
 		path, err = download.Import(ctx, src, dir, opts.From, dl)
-		if err != nil && src.Hub && src.SHA256 == "" && !errors.Is(err, download.ErrChecksum) && ctx.Err() == nil {
-			// The hub could not be asked for the digest.
+		if errors.Is(err, download.ErrNoHubDigest) && ctx.Err() == nil {
 			return fmt.Errorf("%w\nWithout the hub, give the file's SHA-256 with --sha256.", err)
 		}
 		if err != nil {

@@ -27,7 +27,7 @@ const (
 	DefaultRetries      = 4
 	DefaultStallTimeout = 30 * time.Second
 	DefaultBackoff      = time.Second
-	// DefaultMaxSize caps a download of unknown size: ten times the largest
+	// DefaultMaxSize caps a file of unknown size: ten times the largest
 	// Res2Net checkpoint, and far from filling a disk by mistake.
 	DefaultMaxSize = 2 << 30
 	// DefaultMinRate is the slowest transfer accepted, in bytes per second:
@@ -70,7 +70,8 @@ type Options struct {
 	Backoff time.Duration
 }
 
-// ErrTooLarge reports a file of unknown size that grew past Options.MaxSize.
+// ErrTooLarge reports a file whose size the caller did not know that is,
+// or is announced to be, over Options.MaxSize.
 var ErrTooLarge = errors.New("larger than the size limit")
 
 // Fetch downloads src.URL into dir (created if needed) and returns the
@@ -146,12 +147,16 @@ func usable(err error) (bool, error) {
 	return false, err
 }
 
+// ErrNoHubDigest reports a hub file to import whose digest the hub could
+// not be asked for.
+var ErrNoHubDigest = errors.New("verifying it needs the digest the hub announces")
+
 // Import verifies the local file at from as src's content and copies it
 // into dir (created if needed) under the name Fetch would give it, with
 // its stamp, and returns that path. For a hub source whose digest is not
-// known, the hub is asked for it (a HEAD request, no download). A file
-// that does not match is an error wrapping ErrSize or ErrChecksum, and
-// leaves nothing in dir.
+// known, the hub is asked for it (a HEAD request, no download), and the
+// error wraps ErrNoHubDigest when that fails. A file that does not match
+// is an error wrapping ErrSize or ErrChecksum, and leaves nothing in dir.
 func Import(ctx context.Context, src Source, dir, from string, opts Options) (string, error) {
 	fail := func(err error) (string, error) { return "", fmt.Errorf("import %s: %w", from, err) }
 	name, err := src.FileName()
@@ -184,7 +189,7 @@ func Import(ctx context.Context, src Source, dir, from string, opts Options) (st
 	}
 	if src.Hub && src.SHA256 == "" {
 		if err := d.retry(ctx, d.resolve); err != nil {
-			return fail(fmt.Errorf("verifying it needs the digest the hub announces: %w", err))
+			return fail(fmt.Errorf("%w: %w", ErrNoHubDigest, err))
 		}
 	}
 	if cached, err := os.Stat(final); err == nil && os.SameFile(fi, cached) {
