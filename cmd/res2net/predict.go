@@ -90,7 +90,7 @@ const defaultPredictBatch = 4
 
 // memoryHeadroom is what the soft memory limit allows above the network
 // and its run buffers: the batch, decoded images and the collector's slack.
-const memoryHeadroom = 48 << 20
+const memoryHeadroom = 32 << 20
 
 // progressMin is the number of inputs from which a run on a terminal shows
 // progress and a summary: fewer finish before either says anything.
@@ -330,14 +330,16 @@ func (p *predictRun) classify(ctx context.Context, inputs []input, dst io.Writer
 
 	pending := make([]item, 0, batch)
 	good := 0
-	limited := !opts.LimitMemory
+	largest := 0 // the largest batch run so far, whose run buffers are allocated
 	flush := func() error {
 		if err := p.emit(r, pending, out, file); err != nil {
 			return err
 		}
-		if !limited && good > 0 {
-			limitMemory() // the run buffers are now allocated
-			limited = true
+		if opts.LimitMemory && good > largest {
+			// At most batch times, usually twice (a first image alone,
+			// then a full batch).
+			limitMemory()
+			largest = good
 		}
 		pending, good = pending[:0], 0
 		return nil
@@ -374,7 +376,8 @@ func (p *predictRun) classify(ctx context.Context, inputs []input, dst io.Writer
 }
 
 // limitMemory sets the process's soft memory limit to what is live once
-// a batch has run (the network's weights and run buffers) plus headroom.
+// a batch has run (the network's weights and the run buffers for its size)
+// plus headroom.
 // Without it the heap may grow to twice what is live before a collection
 // (GOGC=100): about 500 MB for the full-size network, of which half is
 // garbage from decoding. One forced collection measures what is live.
