@@ -33,6 +33,13 @@ func (s *Server) decodeAll(ctx context.Context, m *served, images []image) ([][]
 		}
 		wg.Go(func() {
 			defer func() { <-s.decode }()
+			// A panic here would end the process, not just the request:
+			// net/http recovers only the handler's own goroutine.
+			defer func() {
+				if p := recover(); p != nil {
+					errs[i] = fmt.Errorf("decoding %s failed: %v", img.name, p)
+				}
+			}()
 			x, err := m.classifier.Decode(bytes.NewReader(img.data), img.name)
 			switch {
 			case err != nil:
