@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -110,8 +111,8 @@ func readStamp(path string) (st stamp, ok bool) {
 }
 
 // writeStamp records that the file at path, as it is now, has digest sum.
-// It writes a temporary file and renames it, so a reader never sees half
-// a stamp.
+// It writes a temporary file of its own and renames it, so that a reader
+// never sees half a stamp, even with other processes stamping at once.
 func writeStamp(path, sum, from string) error {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -121,14 +122,19 @@ func writeStamp(path, sum, from string) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + StampSuffix + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		os.Remove(tmp)
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+StampSuffix+".*.tmp")
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path+StampSuffix); err != nil {
-		os.Remove(tmp)
-		return err
+	_, err = tmp.Write(append(b, '\n'))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	return nil
+	if err == nil {
+		err = os.Rename(tmp.Name(), path+StampSuffix)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }

@@ -643,3 +643,28 @@ func TestFetchResumeBehindRedirects(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyConcurrent: processes that check one unstamped file at once
+// (predict runs without the download lock) all accept it and leave one
+// valid stamp and no temporary files.
+func TestVerifyConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "model.pth")
+	if err := os.WriteFile(path, payload, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := Source{SHA256: payloadSum()}
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() { errs <- Verify(path, src) }()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	checkStamped(t, path)
+	if names := dirNames(t, dir); !slices.Equal(names, []string{"model.pth", "model.pth" + StampSuffix}) {
+		t.Errorf("directory holds %q", names)
+	}
+}
