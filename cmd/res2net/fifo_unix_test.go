@@ -108,7 +108,12 @@ func TestBinarySignals(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(time.Second) // loaded, blocked on stdin
+			// Wait until the photo's record is in the temporary file: the
+			// run is then blocked reading stdin.
+			deadline := time.Now().Add(30 * time.Second)
+			for !partWritten(filepath.Dir(out)) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
 			start := time.Now()
 			cmd.Process.Signal(tt.sig)
 			waited := make(chan error, 1)
@@ -128,6 +133,17 @@ func TestBinarySignals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// partWritten reports whether dir holds a non-empty temporary -o file.
+func partWritten(dir string) bool {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".part") && fi.Size() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // TestBinaryFIFOArgument runs the built command on a FIFO and a photo.
