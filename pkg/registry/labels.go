@@ -96,11 +96,3 @@ func parseLabels(r io.Reader) ([]string, error) {
 	}
 	return names, nil
 }
-
-// CheckLabels reports whether labels fit a head of classes outputs.
-func CheckLabels(labels []string, classes int) error {
-	if len(labels) != classes {
-		return fmt.Errorf("%d labels for a model of %d classes", len(labels), classes)
-	}
-	return nil
-}

@@ -65,9 +65,6 @@ func TestReadLabels(t *testing.T) {
 	if _, err := ReadLabels(filepath.Join(t.TempDir(), "missing.txt")); err == nil || !strings.Contains(err.Error(), "missing.txt") {
 		t.Errorf("missing file: %v", err)
 	}
-	if err := CheckLabels([]string{"a", "b"}, 3); err == nil || !strings.Contains(err.Error(), "2 labels for a model of 3 classes") {
-		t.Errorf("CheckLabels: %v", err)
-	}
 }
 
 // TestReadLabelsTooMany: a file of more than maxLabels names is refused.
