@@ -72,7 +72,7 @@ def write_png(path, rows, width, height, depth, ctype, extra=b""):
         f.write(data)
 
 
-def write_png_interlaced(path, arr, depth, ctype):
+def write_png_interlaced(path, arr, depth, ctype, extra=b""):
     """An Adam7-interlaced PNG (Pillow cannot write one); arr is HxW or
     HxWxC, of uint8 or big-endian uint16 for depth 16."""
     h, w = arr.shape[:2]
@@ -85,7 +85,7 @@ def write_png_interlaced(path, arr, depth, ctype):
             raw += b"\x00" + row.astype(">u2" if depth == 16 else np.uint8).tobytes()
     ihdr = struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 1)
     with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(raw, 9)) + png_chunk(b"IEND", b""))
+        f.write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + extra + png_chunk(b"IDAT", zlib.compress(raw, 9)) + png_chunk(b"IEND", b""))
 
 
 def write_tiff_rgba_associated(path, rgba):
@@ -278,6 +278,8 @@ def main():
     save("palette4.png", True, cat.quantize(colors=16), bits=4)
     save("interlaced_rgb.png", True, writer=lambda p: write_png_interlaced(p, cat_a, 8, 2))
     save("interlaced_grey16.png", True, writer=lambda p: write_png_interlaced(p, g16, 16, 0))
+    save("interlaced_grey16_trns.png", True, writer=lambda p: write_png_interlaced(
+        p, g16, 16, 0, png_chunk(b"tRNS", struct.pack(">H", int(g16[0, 0])))))
 
     # JPEG (lossy: compared with a bound)
     save("q90_444.jpg", False, cat, quality=90, subsampling=0)

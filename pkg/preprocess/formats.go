@@ -71,25 +71,40 @@ func goRows(name string, config func(io.Reader) (image.Config, error), decode fu
 	}
 }
 
-// decodeGoPNG decodes a PNG with image/png (interlaced files). 16-bit
-// greyscale is clipped as Pillow's mode I is, also when Go widens it to
-// NRGBA64 because of a tRNS chunk.
+// decodeGoPNG decodes a PNG with image/png (interlaced files), within
+// decodeBudget counted as image/png's widest raster for the bit depth
+// (a tRNS chunk widens grey to NRGBA). 16-bit greyscale is clipped as
+// Pillow's mode I is, also when Go widens it to NRGBA64.
 func decodeGoPNG(data []byte, sink rowSink) error {
-	return goRows("PNG", png.DecodeConfig, func(r io.Reader) (image.Image, error) {
-		img, err := png.Decode(r)
-		if err != nil {
-			return nil, err
+	// IHDR: width, height at bytes 16 and 20, bit depth at 24, colour type at 25.
+	w, h := int64(binary.BigEndian.Uint32(data[16:])), int64(binary.BigEndian.Uint32(data[20:]))
+	perPixel := int64(4)
+	if data[24] == 16 {
+		perPixel = 8
+	}
+	if n := w * h * perPixel; n > decodeBudget {
+		return fmt.Errorf("%w: decoding a %dx%d interlaced PNG needs %d MiB, more than the limit of %d MiB",
+			ErrTooLarge, w, h, n>>20, decodeBudget>>20)
+	}
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	m, ok := img.(*image.NRGBA64)
+	if !ok || data[24] != 16 || data[25] != 0 {
+		rgbRows(img, sink)
+		return nil
+	}
+	o := make([]uint8, 4*m.Rect.Dx())
+	for y := 0; y < m.Rect.Dy(); y++ {
+		row := m.Pix[y*m.Stride:]
+		for x := range m.Rect.Dx() {
+			v := clip16(binary.BigEndian.Uint16(row[8*x:]))
+			o[4*x], o[4*x+1], o[4*x+2] = v, v, v
 		}
-		// IHDR: bit depth at byte 24, colour type at byte 25.
-		if m, ok := img.(*image.NRGBA64); ok && data[24] == 16 && data[25] == 0 {
-			g := image.NewGray16(m.Rect)
-			for i := range len(g.Pix) / 2 {
-				g.Pix[2*i], g.Pix[2*i+1] = m.Pix[8*i], m.Pix[8*i+1]
-			}
-			return g, nil
-		}
-		return img, nil
-	})(data, sink)
+		sink.row(y, o)
+	}
+	return nil
 }
 
 // decodeBMPRows decodes an uncompressed BMP, refusing one whose pixel data

@@ -104,7 +104,8 @@ func TestPeakRSSHelper(t *testing.T) {
 
 // TestPeakRSS decodes the issue's small files declaring large images, each
 // in a child process, and bounds the child's peak resident memory (issue
-// figures before: 2.0 GB, 1.6 GB, 740 MB, 620 MB).
+// figures before: 2.0 GB, 1.6 GB, 740 MB, 620 MB), and one that keeps as
+// much as the decoding budget allows.
 func TestPeakRSS(t *testing.T) {
 	if testing.Short() || raceSlowdown > 1 {
 		t.Skip("decodes three 121-Mpx images (and the race detector's memory is no measure)")
@@ -124,6 +125,9 @@ func TestPeakRSS(t *testing.T) {
 		{"rgba16.png", zeroPNG(t, 11000, 11000, 6, 16), ""},
 		{"grey-zeros.png", zeroPNG(t, 11000, 11000, 0, 8), ""},
 		{"frame.gif", tinyGIF(11000, 11000), "truncated"},
+		// The largest progressive JPEG the budget admits holds its
+		// coefficients: 155 MiB at 9000x9000 grey.
+		{"progressive.jpg", emptyRefinementJPEG(9000, 9000, 2), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, tc.name)

@@ -2,6 +2,8 @@ package preprocess
 
 import (
 	"bytes"
+	"encoding/binary"
+	"hash/crc32"
 	"errors"
 	"fmt"
 	"os"
@@ -139,6 +141,15 @@ func TestBudget(t *testing.T) {
 	}
 	if alloc > 1<<20 {
 		t.Errorf("refusing allocated %d bytes", alloc)
+	}
+
+	// An interlaced PNG, which image/png decodes whole.
+	png := zeroPNG(t, 8000, 8000, 0, 8)
+	png[28] = 1 // interlace method Adam7
+	binary.BigEndian.PutUint32(png[29:], crc32.ChecksumIEEE(png[12:29]))
+	alloc = allocDuring(func() { _, err = Read(bytes.NewReader(png), "interlaced.png", DefaultOptions()) })
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "interlaced") || alloc > 2<<20 {
+		t.Errorf("64-Mpx interlaced PNG: want ErrTooLarge before allocating, got %v after %d bytes", err, alloc)
 	}
 
 	// A transform whose streamed intermediate would exceed the budget.
