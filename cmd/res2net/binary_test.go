@@ -48,10 +48,19 @@ func binary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	// Commands cache packed weights under RES2NET_HOME: never the user's
+	// cache from tests (those that need their own set it).
+	home, err := os.MkdirTemp("", "res2net-test-home-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("RES2NET_HOME", home)
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
+	os.RemoveAll(home)
 	os.Exit(code)
 }
 

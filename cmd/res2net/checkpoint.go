@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/res2net/res2net/pkg/classify"
+	"github.com/res2net/res2net/pkg/packcache"
 	"github.com/res2net/res2net/pkg/preprocess"
 	"github.com/res2net/res2net/pkg/registry"
 )
@@ -23,6 +25,10 @@ func modelCheckpoint(ctx context.Context, ios *ioStreams, entry registry.Entry, 
 	}
 	return registry.Ensure(ctx, entry, eo)
 }
+
+// packedDir is the folder of the cache directory that keeps the folded and
+// packed weights of the checkpoints loaded (pkg/packcache).
+const packedDir = "packed"
 
 // loadClassifier loads the network the model flags name (fetching the
 // published checkpoint when no --weights is given) with the transform
@@ -54,6 +60,9 @@ func loadClassifier(ctx context.Context, ios *ioStreams, m *modelFlags, transfor
 		if path, err = modelCheckpoint(ctx, ios, entry, m.Offline, quiet); err != nil {
 			return nil, err
 		}
+	}
+	if dir, err := registry.CacheDir(); err == nil {
+		opts.Cache = packcache.New(filepath.Join(dir, packedDir))
 	}
 	c, err := classify.Load(path, opts)
 	if errors.Is(err, classify.ErrLabelCount) {

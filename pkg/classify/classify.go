@@ -33,6 +33,7 @@ import (
 	"github.com/res2net/res2net/pkg/model"
 	"github.com/res2net/res2net/pkg/ops"
 	"github.com/res2net/res2net/pkg/ops/gemm"
+	"github.com/res2net/res2net/pkg/packcache"
 	"github.com/res2net/res2net/pkg/preprocess"
 )
 
@@ -60,6 +61,10 @@ type Options struct {
 	// Warn, if not nil, receives the loader's warnings (for example NaN
 	// weights), each naming the file.
 	Warn func(msg string)
+	// Cache, if not nil, keeps the folded and packed weights of each
+	// checkpoint Load reads, which later Loads of the unchanged file map
+	// instead of reading it.
+	Cache *packcache.Cache
 }
 
 // ErrLabelCount reports labels that do not match the network's classes.
@@ -78,6 +83,24 @@ type Classifier struct {
 // its state dict (any of the registry's architectures, or narrower ones
 // such as the test fixtures).
 func Load(path string, opts Options) (*Classifier, error) {
+	if opts.Cache == nil {
+		return load(path, opts, nil)
+	}
+	id, err := packcache.Identify(path)
+	if err != nil {
+		return load(path, opts, nil) // which says what is wrong with path
+	}
+	m, info, err := opts.Cache.Load(id, opts.Precision)
+	if err != nil {
+		// Missing, stale or damaged: rebuilt from the checkpoint.
+		return load(path, opts, &id)
+	}
+	return fromCache(path, m, info, opts)
+}
+
+// load is Load from the checkpoint, which it stores in opts.Cache when id
+// (the checkpoint's, taken before reading it) is not nil.
+func load(path string, opts Options, id *packcache.Identity) (*Classifier, error) {
 	// Packing the weights copies them while the checkpoint's copy is still
 	// live; collecting more often than usual until the model is built keeps
 	// the peak near one copy instead of two.
@@ -101,6 +124,10 @@ func Load(path string, opts Options) (*Classifier, error) {
 	c, err := newClassifier(m, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if id != nil {
+		// A cache that cannot be written only costs the next run time.
+		opts.Cache.Store(*id, m, packcache.Info{Warnings: ckpt.Warnings, Metadata: ckpt.Metadata})
 	}
 	return c, nil
 }

@@ -63,15 +63,7 @@ func photoLogits(t *testing.T) (files []string, logits [][]float32) {
 func TestClassifyMatchesPyTorch(t *testing.T) {
 	c := loadTiny(t)
 	files, want := photoLogits(t)
-	var images []*ops.Tensor
-	for _, f := range files {
-		x, err := c.DecodeFile(filepath.Join(photosDir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		images = append(images, x)
-	}
-	preds, err := c.NewRunner(2).Classify(images, 10)
+	preds, err := c.NewRunner(2).Classify(photoBatch(t, c), 10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,19 +50,33 @@ func New(cfg Config, tensors map[string]*ops.Tensor) (*Network, error) {
 		cfg.Precision = gemm.FP32
 	}
 	t := stateDict(tensors)
+	m := cfg.assemble(t)
 	a := cfg.arch()
-	m := &Network{cfg: cfg, pool: a.maxPool}
-	for _, s := range a.stem {
-		m.stem = append(m.stem, t.convBN(s, true, cfg.Precision))
-	}
-	for s, stage := range a.stages {
-		for _, spec := range stage {
-			m.stages[s] = append(m.stages[s], t.block(spec, cfg.Precision))
-		}
-	}
 	head := t[a.head+".weight"]
 	m.head = ops.Linear{In: head.Shape[1], Out: head.Shape[0], Weight: head.Data, Bias: t[a.head+".bias"].Data}
 	return m, nil
+}
+
+// convSource makes the convs of a network, BatchNorm folded in and packed
+// for prec: from a state dict (New) or from packed weights (FromPacked).
+type convSource interface {
+	convBN(s convSpec, relu bool, prec gemm.Precision) ops.Conv2d
+}
+
+// assemble lays out the network cfg describes with convs from src, all
+// but its head.
+func (cfg Config) assemble(src convSource) *Network {
+	a := cfg.arch()
+	m := &Network{cfg: cfg, pool: a.maxPool}
+	for _, s := range a.stem {
+		m.stem = append(m.stem, src.convBN(s, true, cfg.Precision))
+	}
+	for s, stage := range a.stages {
+		for _, spec := range stage {
+			m.stages[s] = append(m.stages[s], block(src, spec, cfg.Precision))
+		}
+	}
+	return m
 }
 
 // check compares a state dict with the expected parameters and lists every
@@ -105,8 +119,8 @@ type stateDict map[string]*ops.Tensor
 // (if any) to run in the same pass, packed for products in prec.
 func (t stateDict) convBN(s convSpec, relu bool, prec gemm.Precision) ops.Conv2d {
 	w := t[s.conv+".weight"]
-	c := ops.Conv2d{InC: s.in, OutC: s.out, Kernel: s.kernel, Stride: s.stride, Pad: s.pad, Groups: s.groups,
-		Weight: w.Data, ReLU: relu, Precision: prec}
+	c := s.op(relu, prec)
+	c.Weight = w.Data
 	ops.BatchNorm{
 		Weight: t[s.bn+".weight"].Data,
 		Bias:   t[s.bn+".bias"].Data,
@@ -119,20 +133,26 @@ func (t stateDict) convBN(s convSpec, relu bool, prec gemm.Precision) ops.Conv2d
 	return c
 }
 
-// block builds one Bottle2neck with its convs in prec.
-func (t stateDict) block(spec blockSpec, prec gemm.Precision) bottle2neck {
+// op returns the conv s describes, without weights.
+func (s convSpec) op(relu bool, prec gemm.Precision) ops.Conv2d {
+	return ops.Conv2d{InC: s.in, OutC: s.out, Kernel: s.kernel, Stride: s.stride, Pad: s.pad, Groups: s.groups,
+		ReLU: relu, Precision: prec}
+}
+
+// block builds one Bottle2neck with its convs from src in prec.
+func block(src convSource, spec blockSpec, prec gemm.Precision) bottle2neck {
 	b := bottle2neck{
-		reduce: t.convBN(spec.reduce, true, prec),
+		reduce: src.convBN(spec.reduce, true, prec),
 		unit:   multiScale{width: spec.width, scale: spec.scale, cascade: spec.cascade, pool: spec.splitPool},
 		// ReLU after the residual add, which runs in the same epilogue.
-		expand:    t.convBN(spec.expand, true, prec),
+		expand:    src.convBN(spec.expand, true, prec),
 		shortPool: spec.shortPool,
 	}
 	for _, br := range spec.branches {
-		b.unit.branches = append(b.unit.branches, t.convBN(br, true, prec))
+		b.unit.branches = append(b.unit.branches, src.convBN(br, true, prec))
 	}
 	if spec.downsample != nil {
-		ds := t.convBN(*spec.downsample, false, prec)
+		ds := src.convBN(*spec.downsample, false, prec)
 		b.downsample = &ds
 	}
 	return b

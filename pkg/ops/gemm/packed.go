@@ -46,6 +46,27 @@ func (p *PackedA) Precision() Precision { return p.prec }
 // packA packs a for kn and, if it has one, kn.small: as float32 values, or
 // for bf16 kernels as bfloat16 pairs (see packPairs).
 func packA(kn *kernel, m, k int, a []float32, lda int) *PackedA {
+	p := layoutA(kn, m, k)
+	p.data = make([]float32, p.size())
+	src := problem{a: a, lda: lda, alpha: 1}
+	for pk := range p.nk {
+		pc := pk * p.kc
+		slice := p.slice(pk)
+		if kn.bf16 {
+			for r := range m {
+				packPairs(slice[r*p.ld:], a[r*lda+pc:r*lda+min(pc+p.kc, k)])
+			}
+			continue
+		}
+		// packAPanel zeroes the rows past m.
+		src.packAPanel(slice, p.ld, p.rows, 0, m, pc, min(p.kc, k-pc))
+	}
+	return p
+}
+
+// layoutA returns the layout of an m x k matrix packed for kn, without
+// its values.
+func layoutA(kn *kernel, m, k int) *PackedA {
 	rows := roundUp(m, kn.mr)
 	if kn.small != nil {
 		rows = max(rows, roundUp(m, kn.small.mr))
@@ -58,23 +79,15 @@ func packA(kn *kernel, m, k int, a []float32, lda int) *PackedA {
 	// The extra cache line keeps power-of-two depths from mapping every
 	// row of a panel to the same L1 sets, as in newPlan.
 	ld := roundUp(kn.rows(kc), 16) + 16
-	p := &PackedA{m: m, k: k, rows: rows, kc: kc, nk: nk, ld: ld, data: make([]float32, nk*rows*ld)}
-	src := problem{a: a, lda: lda, alpha: 1}
-	for pk := range nk {
-		pc := pk * kc
-		slice := p.slice(pk)
-		if kn.bf16 {
-			p.prec = BF16
-			for r := range m {
-				packPairs(slice[r*ld:], a[r*lda+pc:r*lda+min(pc+kc, k)])
-			}
-			continue
-		}
-		// packAPanel zeroes the rows past m.
-		src.packAPanel(slice, ld, rows, 0, m, pc, min(kc, k-pc))
+	p := &PackedA{m: m, k: k, rows: rows, kc: kc, nk: nk, ld: ld}
+	if kn.bf16 {
+		p.prec = BF16
 	}
 	return p
 }
+
+// size is the number of 32-bit values of p's layout.
+func (p *PackedA) size() int { return p.nk * p.rows * p.ld }
 
 // slice returns k slice pk: rows x ld values.
 func (p *PackedA) slice(pk int) []float32 {

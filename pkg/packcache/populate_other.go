@@ -1,0 +1,6 @@
+//go:build unix && !linux
+
+package packcache
+
+// populate: only Linux maps the pages ahead.
+const populate = 0
