@@ -19,8 +19,10 @@ the family (scripts/timm_reference.py TINY_KINDS: scale 2 and 8, cardinality
 
 With --full, DIR gets one seeded full-size checkpoint per published variant
 (VARIANTS), for `make parity`: <name>.pth (zip) and <name>.safetensors,
-input.npy (2x3x224x224) and <name>.logits.npy (2x1000); a few seconds and
-100-190 MB per variant.
+input.npy (2x3x224x224) and <name>.logits.npy (2x1000); <name>.photos.logits.npy
+(Nx1000), the logits on timm's evaluation tensor of every file in
+testdata/photos/manifest.json, in the order photos.json lists; a few
+seconds and 100-190 MB per variant.
 """
 
 import argparse
@@ -99,10 +101,29 @@ def make_tiny(out):
     print("tiny timm fixtures written to", out)
 
 
+def photo_tensors(out):
+    """timm's evaluation tensors of the test photos; writes their order to photos.json."""
+    from PIL import Image
+
+    photos = os.path.join(TESTDATA, "photos")
+    with open(os.path.join(photos, "manifest.json")) as f:
+        files = [e["file"] for e in json.load(f)["files"]]
+    transform = timm_reference.eval_transform()
+    tensors = []
+    for name in files:
+        with Image.open(os.path.join(photos, name)) as im:
+            tensors.append(transform(im.convert("RGB")))
+    with open(os.path.join(out, "photos.json"), "w") as f:
+        json.dump({"files": files}, f, indent=1)
+        f.write("\n")
+    return torch.stack(tensors)
+
+
 def make_full(out, names):
     os.makedirs(out, exist_ok=True)
     x = torch.randn(FULL_INPUT, generator=torch.Generator().manual_seed(INPUT_SEED))
     save_npy(os.path.join(out, "input.npy"), x.numpy())
+    photos = photo_tensors(out)
     for i, name in enumerate(timm_reference.VARIANTS):
         if name not in names:
             continue
@@ -111,6 +132,8 @@ def make_full(out, names):
         timm_reference.reference.seeded_init(model, reference_seed, FULL_CALIB_SHAPE,
                                              residual_bn=timm_reference.is_residual_bn)
         write(out, name, model.eval(), x)
+        with torch.no_grad():
+            save_npy(os.path.join(out, f"{name}.photos.logits.npy"), model(photos).numpy())
         print(f"{name}: written to {out}", flush=True)
 
 

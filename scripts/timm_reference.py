@@ -170,6 +170,20 @@ class Res2Net(nn.Module):
         return self.fc(self.features(x).mean(dim=(2, 3)))
 
 
+def eval_transform():
+    """timm's evaluation transform for every variant (FAMILY.md): crop_pct
+    0.875, so Resize(256, BILINEAR), CenterCrop(224), ImageNet mean/std.
+    Apply to ``Image.open(p).convert("RGB")``."""
+    from torchvision import transforms as T
+
+    return T.Compose([
+        T.Resize(256, interpolation=T.InterpolationMode.BILINEAR),
+        T.CenterCrop(224),
+        T.ToTensor(),
+        T.Normalize(reference.IMAGENET_MEAN, reference.IMAGENET_STD),
+    ])
+
+
 def is_residual_bn(name):
     """The BNs whose output is added to a shortcut: bn3 and the shortcut's BN."""
     return name.endswith(".bn3") or (".downsample." in name)

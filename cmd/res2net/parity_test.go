@@ -10,6 +10,7 @@ import (
 
 	"github.com/res2net/res2net/internal/npy"
 	"github.com/res2net/res2net/pkg/classify"
+	"github.com/res2net/res2net/pkg/registry"
 )
 
 // TestParityPhotos classifies every test photo from its file with the
@@ -23,6 +24,35 @@ func TestParityPhotos(t *testing.T) {
 	if dir == "" {
 		t.Skip("RES2NET_PARITY_DIR not set; run `make parity`")
 	}
+	assertPhotoParity(t, dir, modelFlags{Weights: filepath.Join(dir, "full.pth")}, "photos.logits.npy")
+}
+
+// TestParityTimmPhotos is TestParityPhotos for each of the nine timm
+// models of the registry, with timm's transform (--model names the entry,
+// --weights gives its variant's seeded full-size checkpoint from `make
+// parity`).
+func TestParityTimmPhotos(t *testing.T) {
+	dir := os.Getenv("RES2NET_PARITY_DIR")
+	if dir == "" {
+		t.Skip("RES2NET_PARITY_DIR not set; run `make parity`")
+	}
+	dir = filepath.Join(dir, "timm")
+	for _, e := range registry.All() {
+		if e.Origin != "timm" {
+			continue
+		}
+		// The fixture files are named after the architecture, timm's model name.
+		t.Run(e.Name, func(t *testing.T) {
+			assertPhotoParity(t, dir, modelFlags{Model: e.Name, Weights: filepath.Join(dir, e.Arch+".pth")}, e.Arch+".photos.logits.npy")
+		})
+	}
+}
+
+// assertPhotoParity predicts the photos dir/photos.json lists with the model
+// m and checks the top-5 and their logits against PyTorch's logits in
+// dir/logitsFile.
+func assertPhotoParity(t *testing.T, dir string, m modelFlags, logitsFile string) {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "photos.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -31,12 +61,12 @@ func TestParityPhotos(t *testing.T) {
 	if err := json.Unmarshal(raw, &order); err != nil {
 		t.Fatal(err)
 	}
-	logits, err := npy.Read(filepath.Join(dir, "photos.logits.npy"))
+	logits, err := npy.Read(filepath.Join(dir, logitsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ios, out, errOut := testIO("")
-	opts := &predictOptions{IO: ios, TopK: 5, Model: modelFlags{Weights: filepath.Join(dir, "full.pth")}, Format: "json",
+	opts := &predictOptions{IO: ios, TopK: 5, Model: m, Format: "json",
 		Run: runFlags{BatchSize: 4, Threads: 2}, Transform: transformFlags{NoOrient: true}}
 	for _, f := range order.Files {
 		opts.Inputs = append(opts.Inputs, filepath.Join(photosDir, f))
