@@ -244,7 +244,7 @@ func TestByteSize(t *testing.T) {
 func TestBinaryServe(t *testing.T) {
 	bin := binary(t)
 	cmd := exec.Command(bin, "serve", "--weights", tinyWeights, "--name", "tiny", "--addr", "127.0.0.1:0",
-		"--max-batch", "16", "--max-delay", "3s", "--threads", "1")
+		"--max-batch", "16", "--max-delay", "8s", "--threads", "1")
 	cmd.Env = append(os.Environ(), "RES2NET_HOME="+t.TempDir())
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goimage "image"
+	"image/png"
 	"io"
 	"net/http"
 	"regexp"
@@ -63,10 +65,14 @@ func TestQueueFull(t *testing.T) {
 func TestCancelledClientDropped(t *testing.T) {
 	// Generous margins: the image must be decoded and queued before its
 	// client leaves, on a loaded machine under the race detector.
-	_, url := newTestServer(t, Options{MaxBatch: 4, MaxDelay: 3 * time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_, url := newTestServer(t, Options{MaxBatch: 4, MaxDelay: 6 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/predictions/tiny", bytes.NewReader(readPhoto(t, "coffee.png")))
+	var small bytes.Buffer // quick to decode
+	if err := png.Encode(&small, goimage.NewGray(goimage.Rect(0, 0, 16, 16))); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/predictions/tiny", &small)
 	if _, err := http.DefaultClient.Do(req); err == nil {
 		t.Fatal("the request finished before its client left")
 	}
