@@ -21,7 +21,7 @@ import (
 // a few milliseconds and a few MB.
 const (
 	hostileMaxAlloc = 64 << 20
-	hostileMaxTime  = 3 * time.Second // generous: -race and a shared machine
+	hostileMaxTime  = raceSlowdown * 3 * time.Second // generous: a shared machine
 )
 
 // readBounded reads data as a checkpoint, and fails the test unless the
