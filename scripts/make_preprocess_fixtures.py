@@ -325,6 +325,11 @@ def main():
     save("cmyk_no_data.jpg", False, writer=lambda p: cut_jpeg(cj, p, 0))
     save("baseline_cut.jpg", False, writer=lambda p: cut_jpeg(os.path.join(fmt_dir, "q90_420.jpg"), p, 0.45))
     save("restart_cut.jpg", False, writer=lambda p: cut_jpeg(os.path.join(fmt_dir, "cjpeg_restart_blocks.jpg"), p, 0.6))
+    # A progressive file cut before its refinement scans complete: libjpeg
+    # smooths the blocks whose low coefficients are incomplete.
+    gp = os.path.join(fmt_dir, "cjpeg_grey_progressive.jpg")
+    for keep in (0.1, 0.5, 0.8):
+        save(f"progressive_grey_cut{int(keep * 100)}.jpg", False, writer=lambda p, k=keep: cut_jpeg(gp, p, k))
     # Files Pillow reads and the Go package refuses with a clear error.
     with tempfile.TemporaryDirectory() as tmp:
         ppm = os.path.join(tmp, "in.ppm")

@@ -208,6 +208,11 @@ type jpegComp struct {
 	dcPred       int32
 	dcTable      int
 	acTable      int
+	// bits and prevBits are libjpeg's coef_bits for the first
+	// smoothedCoefs coefficients (zigzag order): the successive
+	// approximation bit last coded, -1 before any scan, now and before the
+	// latest scan of this component (see jpeg_smooth.go).
+	bits, prevBits [smoothedCoefs]int
 }
 
 type jpegDecoder struct {
@@ -225,6 +230,8 @@ type jpegDecoder struct {
 	adobeTransform int
 	eobrun         int32
 	work           int64 // coefficient visits left (see jpegWorkPerBlock), set at the first scan
+	scans          int   // scans started
+	lastGood       int   // MCU row of the last MCU started before the data ran out, in the latest scan
 }
 
 // segment returns the payload of the marker segment at d.pos.
@@ -331,6 +338,9 @@ func decodeJPEGRows(data []byte, sink rowSink) error {
 		if d.comps[i].qt == nil {
 			return errors.New("a component has no image data")
 		}
+	}
+	if latch, prev := d.smoothing(); latch != nil {
+		return d.emit(sink, d.smoothedLoader(latch, prev))
 	}
 	return d.emit(sink, d.idctStored)
 }
@@ -522,6 +532,9 @@ func (d *jpegDecoder) frame(seg []byte, progressive bool) error {
 		c := &d.comps[i]
 		p := seg[6+3*i:]
 		c.id, c.h, c.v, c.tq, c.index = int(p[0]), int(p[1]>>4), int(p[1]&15), int(p[2]), i
+		for k := range c.bits {
+			c.bits[k] = -1
+		}
 		if c.h < 1 || c.h > 4 || c.v < 1 || c.v > 4 || c.tq > 3 {
 			return errors.New("bad component sampling or table in frame header")
 		}
@@ -655,6 +668,7 @@ func (d *jpegDecoder) startScan(seg []byte, scans int) (*jpegScan, error) {
 		if s.ss > s.se || s.se > 63 || s.al > 13 || (s.ss == 0 && s.se != 0) || (s.ss > 0 && n != 1) {
 			return nil, errors.New("bad progressive scan parameters")
 		}
+		d.trackBits(s, scans)
 	} else {
 		s.ss, s.se, s.ah, s.al = 0, 63, 0, 0
 	}
@@ -673,6 +687,7 @@ func (d *jpegDecoder) startScan(seg []byte, scans int) (*jpegScan, error) {
 		s.mcusX = ((d.width*c.h+d.hmax-1)/d.hmax + 7) / 8
 		s.mcusY = ((d.height*c.v+d.vmax-1)/d.vmax + 7) / 8
 	}
+	d.scans = scans
 	if scans == 1 {
 		d.work = jpegWorkPerBlock*d.blocks() + jpegWorkPerByte*int64(len(d.data)-d.pos)
 	}
@@ -695,6 +710,8 @@ func (d *jpegDecoder) startScan(seg []byte, scans int) (*jpegScan, error) {
 // data ran out at a marker are left as they are, until the next restart.
 func (d *jpegDecoder) decodeMCUs(s *jpegScan, end int, block func(c *jpegComp, bx, by int) []int16) error {
 	for ; s.mcu < end; s.mcu++ {
+		// libjpeg notes the row before a restart may reset the state.
+		good := !s.br.insufficient()
 		if d.restart > 0 && s.mcu > 0 && s.mcu%d.restart == 0 {
 			d.resync(s.br)
 			for _, c := range s.comps {
@@ -702,13 +719,19 @@ func (d *jpegDecoder) decodeMCUs(s *jpegScan, end int, block func(c *jpegComp, b
 			}
 			d.eobrun = 0
 		}
+		mx, my := s.mcu%s.mcusX, s.mcu/s.mcusX
+		if good {
+			if d.lastGood = my; len(s.comps) == 1 {
+				d.lastGood = my / s.comps[0].v
+			}
+		}
 		if s.br.insufficient() {
 			if s.br.truncated() {
 				return errJPEGTruncated
 			}
 			continue
 		}
-		mx, my := s.mcu%s.mcusX, s.mcu/s.mcusX
+
 		for _, c := range s.comps {
 			if len(s.comps) == 1 {
 				d.block(s.br, c, block(c, mx, my), s.ss, s.se, s.ah, s.al)
