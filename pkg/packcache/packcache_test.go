@@ -66,7 +66,7 @@ func sameBits(t *testing.T, a, b []float32) {
 
 // checkpointFile writes a stand-in checkpoint (packcache reads only its
 // identity) and returns its path and identity.
-func checkpointFile(t *testing.T, dir, content string) (string, Identity) {
+func checkpointFile(t testing.TB, dir, content string) (string, Identity) {
 	t.Helper()
 	path := filepath.Join(dir, "model.pth")
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {

@@ -1,6 +1,0 @@
-//go:build unix && !linux
-
-package packcache
-
-// populate: only Linux maps the pages ahead.
-const populate = 0
