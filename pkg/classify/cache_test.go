@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -255,22 +256,17 @@ func TestCacheConcurrentLoads(t *testing.T) {
 	want := photoLogitsOf(t, plain)
 	cache := &packcache.Cache{Dir: t.TempDir()}
 	var wg sync.WaitGroup
-	results := make([][]float32, 6)
-	for i := range results {
-		wg.Go(func() {
-			c, err := Load(path, tinyOptions(cache, gemm.FP32))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			results[i] = photoLogitsOf(t, c)
-		})
+	loaded := make([]*Classifier, 6)
+	errs := make([]error, len(loaded))
+	for i := range loaded {
+		wg.Go(func() { loaded[i], errs[i] = Load(path, tinyOptions(cache, gemm.FP32)) })
 	}
 	wg.Wait()
-	for i, got := range results {
-		if got != nil {
-			sameBits(t, "load "+string(rune('0'+i)), got, want)
+	for i, c := range loaded {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
 		}
+		sameBits(t, fmt.Sprintf("load %d", i), photoLogitsOf(t, c), want)
 	}
 	entries, _ := os.ReadDir(cache.Dir)
 	if len(entries) != 1 {

@@ -14,7 +14,9 @@ import (
 func BenchmarkLoad(b *testing.B) {
 	b.Run("layout", func(b *testing.B) {
 		for b.Loop() {
-			probeLayout(gemm.FP32)
+			if _, err := probeLayout(gemm.FP32); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 	cfg := model.Res2Net50()

@@ -22,17 +22,19 @@ import (
 // change to the kernels' blocking, the packing, the folding of BatchNorm
 // or the arrays' names changes that digest, so cache files packed by other
 // code are stale without anyone having to remember a version number. It
-// is computed once per precision, in well under a millisecond.
-func Layout(prec gemm.Precision) string {
+// is computed once per precision, in about a millisecond.
+// It fails only if the model package no longer builds the probe network,
+// which then leaves the cache unused.
+func Layout(prec gemm.Precision) (string, error) {
 	if effective(prec) == gemm.BF16 {
 		return layouts[1]()
 	}
 	return layouts[0]()
 }
 
-var layouts = [2]func() string{
-	sync.OnceValue(func() string { return probeLayout(gemm.FP32) }),
-	sync.OnceValue(func() string { return probeLayout(gemm.BF16) }),
+var layouts = [2]func() (string, error){
+	sync.OnceValues(func() (string, error) { return probeLayout(gemm.FP32) }),
+	sync.OnceValues(func() (string, error) { return probeLayout(gemm.BF16) }),
 }
 
 // probeConfig is the network Layout packs: every kind of conv of the
@@ -52,14 +54,14 @@ func probeConfig() model.Config {
 // slices of every kernel, the last odd for bfloat16 pairs).
 const probeRows, probeDepth = 29, 1601
 
-func probeLayout(prec gemm.Precision) string {
+func probeLayout(prec gemm.Precision) (string, error) {
 	cfg := probeConfig()
 	cfg.Precision = prec
 	fill := lcg(1)
 	tensors := seededStateDict(cfg, fill)
 	net, err := model.New(cfg, tensors)
 	if err != nil {
-		panic(fmt.Sprintf("packcache: the probe network: %v", err)) // a bug in probeConfig
+		return "", fmt.Errorf("the probe network of the packed-weight layout: %w", err)
 	}
 	deep := make([]float32, probeRows*probeDepth)
 	fill(deep)
@@ -74,7 +76,7 @@ func probeLayout(prec gemm.Precision) string {
 		h.Write(n[:])
 		h.Write(valueBytes(a.Values))
 	}
-	return fmt.Sprintf("%s/v%d/%v/%s", runtime.GOARCH, Version, net.Config().Precision, hex.EncodeToString(h.Sum(nil)[:16]))
+	return fmt.Sprintf("%s/v%d/%v/%s", runtime.GOARCH, Version, net.Config().Precision, hex.EncodeToString(h.Sum(nil)[:16])), nil
 }
 
 // lcg returns a function filling slices with values in [-1, 1) from a fixed

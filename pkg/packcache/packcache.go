@@ -177,8 +177,12 @@ func (c *Cache) Load(id Identity, prec gemm.Precision) (*model.Network, Info, er
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("%s: %w", path, err)
 	}
+	layout, err := Layout(prec)
+	if err != nil {
+		return nil, Info{}, err
+	}
 	switch {
-	case h.Layout != Layout(prec):
+	case h.Layout != layout:
 		return nil, Info{}, fmt.Errorf("%s: %w: packed by another build or CPU", path, ErrStale)
 	case !h.Checkpoint.same(id):
 		return nil, Info{}, fmt.Errorf("%s: %w: the checkpoint changed", path, ErrStale)
@@ -295,8 +299,12 @@ func (c *Cache) Store(id Identity, net *model.Network, info Info) error {
 		return nil
 	}
 	info.Config = net.Config()
+	layout, err := Layout(info.Config.Precision)
+	if err != nil {
+		return err
+	}
 	arrays := net.Packed()
-	h := header{Layout: Layout(info.Config.Precision), Checkpoint: id, Info: info}
+	h := header{Layout: layout, Checkpoint: id, Info: info}
 	var off int64 // in values
 	for _, a := range arrays {
 		h.Arrays = append(h.Arrays, array{Name: a.Name, Offset: off, Len: int64(len(a.Values))})

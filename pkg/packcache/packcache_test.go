@@ -325,26 +325,24 @@ func TestConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for i := range 8 {
+	errs := make([]error, 8)
+	loaded := make([]*model.Network, len(errs))
+	for i := range errs {
 		wg.Go(func() {
 			if i%2 == 0 {
-				errs <- c.Store(id, net, Info{})
+				errs[i] = c.Store(id, net, Info{})
 				return
 			}
-			got, _, err := c.Load(id, gemm.FP32)
-			if err != nil {
-				errs <- err
-				return
-			}
-			sameBits(t, logits(t, got), want)
+			loaded[i], _, errs[i] = c.Load(id, gemm.FP32)
 		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for i, err := range errs {
 		if err != nil {
-			t.Error(err)
+			t.Fatal(err)
+		}
+		if loaded[i] != nil {
+			sameBits(t, logits(t, loaded[i]), want)
 		}
 	}
 	sameBits(t, logits(t, first), want)
@@ -359,11 +357,17 @@ func TestConcurrent(t *testing.T) {
 
 // TestLayout: the layout names the precision the CPU runs and is stable.
 func TestLayout(t *testing.T) {
-	fp32 := Layout(gemm.FP32)
-	if fp32 != probeLayout(gemm.FP32) {
+	fp32, err := Layout(gemm.FP32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := probeLayout(gemm.FP32); again != fp32 {
 		t.Error("layout differs between two computations")
 	}
-	bf16 := Layout(gemm.BF16)
+	bf16, err := Layout(gemm.BF16)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if gemm.HasBF16() == (bf16 == fp32) {
 		t.Errorf("bf16 layout %q, fp32 %q: want them different exactly when the CPU has BF16", bf16, fp32)
 	}
