@@ -6,7 +6,7 @@ PARITY_DIR ?= /tmp/res2net-parity
 BIN        ?= bin/res2net
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 
-.PHONY: help build test parity lint fixtures examples bench bench-compare serve-load deps fixture-deps
+.PHONY: help build test parity lint fixtures examples bench bench-compare startup-compare serve-load deps fixture-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ bench: ## Go benchmarks of the GEMM, the ops and the whole model
 bench-compare: build ## res2net vs PyTorch vs ONNX Runtime, side by side in one run (needs node and npm; see README)
 	$(PYTHON) scripts/make_parity.py $(PARITY_DIR)
 	$(PYTHON) scripts/bench_compare.py --bin $(BIN) --weights $(PARITY_DIR)/full.pth
+
+startup-compare: build ## predict's start-up and folder throughput against PyTorch and bench, side by side (README figures)
+	$(PYTHON) scripts/make_parity.py $(PARITY_DIR)
+	$(PYTHON) scripts/startup_compare.py --bin $(BIN) --weights $(PARITY_DIR)/full.pth
 
 serve-load: ## res2net serve under 1, 8 and 32 clients on the full-size checkpoint (README figures)
 	$(PYTHON) scripts/make_parity.py $(PARITY_DIR)
