@@ -16,6 +16,7 @@ import (
 	"github.com/res2net/res2net/pkg/cam"
 	"github.com/res2net/res2net/pkg/ops"
 	"github.com/res2net/res2net/pkg/preprocess"
+	"github.com/res2net/res2net/pkg/registry"
 )
 
 const beyondDir = "../../testdata/beyond"
@@ -30,8 +31,10 @@ var beyondPhotos = []struct{ file, stem string }{
 	{"rocket.lossy.webp", "rocket.lossy"},
 }
 
+// testNet runs the tiny checkpoint as the default model, whose Imagenette
+// names it then gets (it has as many classes).
 func testNet() netFlags {
-	return netFlags{Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 2, Threads: 2}, Transform: transformFlags{NoOrient: true}, Quiet: true}
+	return netFlags{Model: modelFlags{Model: registry.Default.Name, Weights: tinyWeights}, Run: runFlags{BatchSize: 2, Threads: 2}, Transform: transformFlags{NoOrient: true}, Quiet: true}
 }
 
 // TestExplainMatchesPyTorch compares the JSON grids of the tiny checkpoint
@@ -141,8 +144,8 @@ func checkExplainParity(t *testing.T, weights, fixtures string, top func(t *test
 	}
 }
 
-// imagenette are the published classes, which the tiny checkpoint gets
-// because it has as many.
+// imagenette are the published classes, which testNet's tiny checkpoint
+// gets.
 var imagenette = []string{"tench", "English springer", "cassette player", "chain saw", "church",
 	"French horn", "garbage truck", "gas pump", "golf ball", "parachute"}
 

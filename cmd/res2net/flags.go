@@ -33,7 +33,7 @@ type modelFlags struct {
 // addModel registers --model and --weights.
 func (m *modelFlags) addModel(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringVar(&m.Model, "model", registry.Default.Name, "published model (its architecture, transform and labels)")
+	f.StringVar(&m.Model, "model", "", "published model: its architecture, transform and labels (default "+registry.Default.Name+"; with --weights, the one of the file's architecture)")
 	f.StringVarP(&m.Weights, "weights", "w", "", "checkpoint file (default: the model's cached published checkpoint)")
 	completeValues(cmd, "model", modelNames())
 }
@@ -54,6 +54,10 @@ func (m *modelFlags) entry() (registry.Entry, error) {
 	}
 	return lookupModel(m.Model)
 }
+
+// named reports whether the model is named (--model or Entry) rather than
+// left for the --weights file's architecture to tell.
+func (m *modelFlags) named() bool { return m.Model != "" || m.Entry != nil }
 
 func modelNames() []string { return registry.Names() }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/res2net/res2net/pkg/download"
 	"github.com/res2net/res2net/pkg/model"
 	"github.com/res2net/res2net/pkg/ops"
+	"github.com/res2net/res2net/pkg/registry"
 	"github.com/spf13/cobra"
 )
 
@@ -97,6 +98,9 @@ func runInspect(ctx context.Context, opts *inspectOptions) error {
 			return err
 		}
 		rep.Checkpoint = ck
+		if e, ok := registry.ForConfig(fileCfg); ok && !opts.Model.named() {
+			entry, cfg, rep.Model = e, e.Config, e.Arch // which published file it may be
+		}
 		published = entry.IsPublished(ck.SHA256, "")
 		if fileCfg != cfg {
 			cfg, rep.Model = fileCfg, fileCfg.String()

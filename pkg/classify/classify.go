@@ -58,6 +58,13 @@ type Options struct {
 	// (MetaTransform) replace Transform's sizes and normalisation. Labels
 	// recorded in it (MetaLabels) replace Labels when LabelsOptional.
 	CheckpointTransform bool
+	// ByArchitecture, if not nil, is asked for the labels and transform of
+	// a known model whose configuration is the checkpoint's, as
+	// model.Infer reads it (for a file given without its model's name).
+	// When ok, the Labels, LabelsOptional, Transform and
+	// CheckpointTransform it returns replace these, and the checkpoint's
+	// recorded labels and transform still apply over them as above.
+	ByArchitecture func(cfg model.Config) (opts Options, ok bool)
 	// Warn, if not nil, receives the loader's warnings (for example NaN
 	// weights), each naming the file.
 	Warn func(msg string)
@@ -114,10 +121,11 @@ func load(path string, opts Options, id *packcache.Identity) (*Classifier, error
 			opts.Warn(fmt.Sprintf("%s: %s", path, w))
 		}
 	}
+	cfg, inferErr := infer(ckpt.Tensors, &opts)
 	if err := fromMetadata(ckpt.Metadata, &opts); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	m, err := newModel(ckpt.Tensors, opts.Precision)
+	m, err := newModel(ckpt.Tensors, cfg, inferErr, opts.Precision)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -135,7 +143,8 @@ func load(path string, opts Options, id *packcache.Identity) (*Classifier, error
 // New builds a classifier from a state dict (as pkg/checkpoint loads it);
 // like model.New it consumes the tensors.
 func New(tensors map[string]*ops.Tensor, opts Options) (*Classifier, error) {
-	m, err := newModel(tensors, opts.Precision)
+	cfg, inferErr := infer(tensors, &opts)
+	m, err := newModel(tensors, cfg, inferErr, opts.Precision)
 	if err != nil {
 		return nil, err
 	}
@@ -160,13 +169,34 @@ func newClassifier(m *model.Network, opts Options) (*Classifier, error) {
 	return &Classifier{net: m, labels: labels, transform: opts.Transform}, nil
 }
 
-// newModel builds the Res2Net whose layout and configuration model.Infer
-// reads from the state dict. When they cannot be read, the state dict is
-// checked against the default Holocron model instead, whose error lists
-// every missing, unexpected and misshapen key: the clearest report for a
-// file that is no Res2Net or is damaged.
-func newModel(tensors map[string]*ops.Tensor, prec gemm.Precision) (*model.Network, error) {
-	cfg, inferErr := model.Infer(tensors)
+// infer reads the state dict's configuration with model.Infer and, when
+// it can, applies opts.ByArchitecture.
+func infer(tensors map[string]*ops.Tensor, opts *Options) (model.Config, error) {
+	cfg, err := model.Infer(tensors)
+	if err == nil {
+		opts.byArchitecture(cfg)
+	}
+	return cfg, err
+}
+
+// byArchitecture takes the labels and transform ByArchitecture knows for
+// cfg, if any.
+func (o *Options) byArchitecture(cfg model.Config) {
+	if o.ByArchitecture == nil {
+		return
+	}
+	if k, ok := o.ByArchitecture(cfg); ok {
+		o.Labels, o.LabelsOptional = k.Labels, k.LabelsOptional
+		o.Transform, o.CheckpointTransform = k.Transform, k.CheckpointTransform
+	}
+}
+
+// newModel builds the Res2Net of cfg, the configuration model.Infer read
+// from the state dict. When it could not be read (inferErr), the state
+// dict is checked against the default Holocron model instead, whose error
+// lists every missing, unexpected and misshapen key: the clearest report
+// for a file that is no Res2Net or is damaged.
+func newModel(tensors map[string]*ops.Tensor, cfg model.Config, inferErr error, prec gemm.Precision) (*model.Network, error) {
 	if inferErr == nil {
 		cfg.Precision = prec
 		return model.New(cfg, tensors)
