@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -169,25 +166,14 @@ func TestBinaryWeightsLabels(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(filepath.Base(weights)+"/"+tt.name, func(t *testing.T) {
-				cmd := exec.Command(bin, tt.args...)
-				cmd.Env = append(os.Environ(), "RES2NET_HOME="+t.TempDir())
-				var stdout, stderr bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &stdout, &stderr
-				err := cmd.Run()
-				code := 0
-				var exit *exec.ExitError
-				if errors.As(err, &exit) {
-					code = exit.ExitCode()
-				} else if err != nil {
-					t.Fatal(err)
-				}
-				if code != tt.code || !strings.Contains(stderr.String(), tt.stderr) {
-					t.Fatalf("exit %d (want %d)\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout.String(), stderr.String())
+				code, stdout, stderr := runBinary(t, bin, []string{"RES2NET_HOME=" + t.TempDir()}, tt.args...)
+				if code != tt.code || !strings.Contains(stderr, tt.stderr) {
+					t.Fatalf("exit %d (want %d)\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout, stderr)
 				}
 				if tt.label == "" {
 					return
 				}
-				rows := strings.Split(strings.TrimSpace(stdout.String()), "\n")[1:]
+				rows := strings.Split(strings.TrimSpace(stdout), "\n")[1:]
 				seen := map[string]bool{}
 				for _, row := range rows {
 					label := strings.Split(row, ",")[3]
@@ -197,19 +183,17 @@ func TestBinaryWeightsLabels(t *testing.T) {
 					seen[label] = true
 				}
 				if len(seen) != 10 {
-					t.Errorf("%d distinct labels in\n%s", len(seen), stdout.String())
+					t.Errorf("%d distinct labels in\n%s", len(seen), stdout)
 				}
 			})
 		}
 		t.Run(filepath.Base(weights)+"/inspect", func(t *testing.T) {
-			cmd := exec.Command(bin, "inspect", "-w", weights, "--format", "json")
-			cmd.Env = append(os.Environ(), "RES2NET_HOME="+t.TempDir())
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("%v\n%s", err, out)
+			code, out, stderr := runBinary(t, bin, []string{"RES2NET_HOME=" + t.TempDir()}, "inspect", "-w", weights, "--format", "json")
+			if code != 0 {
+				t.Fatalf("exit %d\n%s", code, stderr)
 			}
 			var rep map[string]any
-			if err := json.Unmarshal(out, &rep); err != nil {
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
 				t.Fatal(err)
 			}
 			if _, ok := rep["published_top1"]; ok || rep["checkpoint"] == nil {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -71,24 +69,13 @@ func TestBinaryFirstRun(t *testing.T) {
 			if tt.empty {
 				dir = t.TempDir()
 			}
-			cmd := exec.Command(bin, tt.args...)
-			cmd.Env = append(os.Environ(), "RES2NET_HOME="+dir, "TORCH_HOME="+t.TempDir())
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			err := cmd.Run()
-			code := 0
-			var exit *exec.ExitError
-			if errors.As(err, &exit) {
-				code = exit.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			ok := code == tt.code && strings.Contains(stdout.String(), tt.stdout)
+			code, stdout, stderr := runBinary(t, bin, []string{"RES2NET_HOME=" + dir, "TORCH_HOME=" + t.TempDir()}, tt.args...)
+			ok := code == tt.code && strings.Contains(stdout, tt.stdout)
 			for _, s := range tt.stderr {
-				ok = ok && strings.Contains(stderr.String(), s)
+				ok = ok && strings.Contains(stderr, s)
 			}
 			if !ok {
-				t.Errorf("exit %d (want %d)\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout.String(), stderr.String())
+				t.Errorf("exit %d (want %d)\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout, stderr)
 			}
 			if entries, _ := os.ReadDir(dir); tt.empty && len(entries) != 0 {
 				t.Errorf("the cache holds %d files", len(entries))

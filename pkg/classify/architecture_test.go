@@ -8,6 +8,7 @@ import (
 
 	"github.com/res2net/res2net/pkg/checkpoint"
 	"github.com/res2net/res2net/pkg/model"
+	"github.com/res2net/res2net/pkg/ops"
 	"github.com/res2net/res2net/pkg/packcache"
 	"github.com/res2net/res2net/pkg/preprocess"
 )
@@ -29,21 +30,7 @@ func TestLoadByArchitecture(t *testing.T) {
 	known.Transform.Transform = preprocess.TimmTransform(224, 0.875)
 	recorded := []string{"r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9"}
 	recordedTransform := preprocess.TimmTransform(192, 0.95)
-	meta, err := Metadata(recorded, recordedTransform)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withMeta := filepath.Join(t.TempDir(), "meta.safetensors")
-	f, err := os.Create(withMeta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := checkpoint.WriteSafetensors(f, ckpt.Tensors, meta); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	withMeta := writeWithMetadata(t, ckpt.Tensors, recorded, recordedTransform)
 
 	tests := []struct {
 		name       string
@@ -83,4 +70,26 @@ func TestLoadByArchitecture(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeWithMetadata writes tensors as a safetensors file that records
+// labels and a transform, and returns its path.
+func writeWithMetadata(t *testing.T, tensors map[string]*ops.Tensor, labels []string, tr preprocess.Transform) string {
+	t.Helper()
+	meta, err := Metadata(labels, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "meta.safetensors")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.WriteSafetensors(f, tensors, meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

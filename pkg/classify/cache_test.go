@@ -131,19 +131,7 @@ func TestCacheKeepsCheckpointInfo(t *testing.T) {
 	}
 	ck.Tensors["features.0.weight"].Data[0] = float32(math.NaN())
 	labels := []string{"z0", "z1", "z2", "z3", "z4", "z5", "z6", "z7", "z8", "z9"}
-	meta, err := Metadata(labels, preprocess.DefaultOptions().Transform)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "head.safetensors")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := checkpoint.WriteSafetensors(f, ck.Tensors, meta); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	path := writeWithMetadata(t, ck.Tensors, labels, preprocess.DefaultOptions().Transform)
 	cache := &packcache.Cache{Dir: t.TempDir()}
 	for _, pass := range []string{"building the cache", "from the cache"} {
 		var warnings []string
