@@ -374,3 +374,25 @@ func TestExecuteInterrupted(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 130 and interrupted", code, errOut)
 	}
 }
+
+// TestPredictJSONNames checks that JSON records name inputs as they are,
+// without HTML escapes (standard input is "<stdin>" as in errors and text).
+func TestPredictJSONNames(t *testing.T) {
+	good, err := os.ReadFile(filepath.Join(photosDir, "coffee.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	odd := filepath.Join(t.TempDir(), "a&b<c>.png")
+	if err := os.WriteFile(odd, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ios, out, _ := testIO(string(good))
+	if err := runPredict(context.Background(), tinyPredict(ios, "json", "-", odd)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`{"file":"<stdin>",`, `{"file":"` + odd + `",`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+}

@@ -68,12 +68,10 @@ func (p *recordWriter) header() error {
 func (p *recordWriter) write(r classify.Record) error {
 	switch p.format {
 	case "json":
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		p.w.Write(b)
-		return p.w.WriteByte('\n')
+		// File names as they are: "<stdin>", not "\u003cstdin\u003e".
+		enc := json.NewEncoder(p.w)
+		enc.SetEscapeHTML(false)
+		return enc.Encode(r)
 	case "csv":
 		if r.Error != "" {
 			return p.csv.Write([]string{r.File, "", "", "", "", "", r.Error})
