@@ -22,9 +22,11 @@
 //     flipped bits; every size and offset is checked against the file
 //     before use.
 //
-// Files are written to a temporary name and renamed, so concurrent runs see
-// the old file or the new one, never half of one; a process that mapped
-// the old file keeps reading it.
+// Files are written to a temporary name and renamed, never changed in
+// place, so concurrent runs see the old file or the new one, never half of
+// one, and a process that mapped the old file keeps reading it. Files of
+// checkpoints that are gone stay until the directory is cleared, which is
+// safe at any time.
 package packcache
 
 import (
@@ -73,7 +75,7 @@ var (
 // Cache is a directory of cache files, one per checkpoint path and
 // precision.
 type Cache struct {
-	Dir string
+	Dir string // made when a file is first stored
 	// MinAge: a checkpoint whose times are less than MinAge older than
 	// its Identity is not stored (0: always stored).
 	MinAge time.Duration
