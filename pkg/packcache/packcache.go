@@ -170,6 +170,12 @@ type array struct {
 // fs.ErrNotExist when there is no file, ErrStale or ErrCorrupt.
 func (c *Cache) Load(id Identity, prec gemm.Precision) (*model.Network, Info, error) {
 	path := c.File(id, prec)
+	// Opening a FIFO would block: only regular files are opened.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, Info{}, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, Info{}, fmt.Errorf("%s: %w: not a regular file", path, ErrCorrupt)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, Info{}, err
