@@ -23,18 +23,28 @@ type codec struct {
 	name   string
 	config func([]byte) (image.Config, error)
 	rows   func([]byte, rowSink) error
+	// pixelEnd, when not nil, returns how many bytes of the file the
+	// decoder reads at most, as the header in its argument says, or 0
+	// while it cannot tell: readAll stops there, so that bytes after the
+	// pixels (a 100x100 PGM header before a gigabyte of zeros) are never
+	// read or held.
+	pixelEnd func([]byte) int64
 }
 
 var (
-	jpegCodec = &codec{"JPEG", decodeJPEGConfig, decodeJPEGRows}
-	pngCodec  = &codec{"PNG", fromReader(png.DecodeConfig), decodePNGRows}
-	gifCodec  = &codec{"GIF", fromReader(gif.DecodeConfig), decodeGIFRows}
-	bmpCodec  = &codec{"BMP", fromReader(bmp.DecodeConfig), decodeBMPRows}
-	tiffCodec = &codec{"TIFF", fromReader(tiff.DecodeConfig), decodeTIFFRows}
-	webpCodec = &codec{"WebP", fromReader(webp.DecodeConfig), decodeWebPRows}
-	pnmCodec  = &codec{"PPM", fromReader(decodePNMConfig), decodePNMRows}
-	tgaCodec  = &codec{"TGA", fromReader(decodeTGAConfig), decodeTGARows}
+	jpegCodec = &codec{"JPEG", decodeJPEGConfig, decodeJPEGRows, nil}
+	pngCodec  = &codec{"PNG", fromReader(png.DecodeConfig), decodePNGRows, nil}
+	gifCodec  = &codec{"GIF", fromReader(gif.DecodeConfig), decodeGIFRows, nil}
+	bmpCodec  = &codec{"BMP", fromReader(bmp.DecodeConfig), decodeBMPRows, bmpPixelEnd}
+	tiffCodec = &codec{"TIFF", fromReader(tiff.DecodeConfig), decodeTIFFRows, nil}
+	webpCodec = &codec{"WebP", fromReader(webp.DecodeConfig), decodeWebPRows, nil}
+	pnmCodec  = &codec{"PPM", fromReader(decodePNMConfig), decodePNMRows, pnmPixelEnd}
+	tgaCodec  = &codec{"TGA", fromReader(decodeTGAConfig), decodeTGARows, nil}
 )
+
+// wholeRaster are the codecs decoded into a whole Go raster (goRows),
+// whose size checkRaster bounds.
+var wholeRaster = map[*codec]bool{bmpCodec: true, tiffCodec: true, webpCodec: true}
 
 // fromReader adapts a DecodeConfig to the bytes read.
 func fromReader(config func(io.Reader) (image.Config, error)) func([]byte) (image.Config, error) {
@@ -139,6 +149,7 @@ func readAll(r io.Reader, hint int64, c *codec, opts Options) ([]byte, error) {
 	var chunks [][]byte // no hint: the data so far
 	var total int64
 	headerOK := false
+	var bound int64 // where the pixels end, once the header tells; -1: it does not
 	for size := readChunk; ; size = min(2*size, maxReadChunk) {
 		var chunk []byte
 		if buf != nil && len(buf) < cap(buf) {
@@ -165,15 +176,49 @@ func readAll(r io.Reader, hint int64, c *codec, opts Options) ([]byte, error) {
 		if !headerOK {
 			// Refuse as soon as the header read so far fails for another
 			// reason than its end (a TIFF's header may lie anywhere).
-			_, herr := checkHeader(c, join(buf, chunks), opts)
+			cfg, herr := checkHeader(c, join(buf, chunks), opts)
 			cut := errors.Is(herr, io.EOF) || errors.Is(herr, io.ErrUnexpectedEOF) || errors.Is(herr, errJPEGTruncated)
 			if herr != nil && !cut && c != tiffCodec {
 				return nil, herr
 			}
 			headerOK = herr == nil
+			if headerOK && wholeRaster[c] {
+				// Refused from the header, before the pixels arrive.
+				if err := checkRaster(c.name, cfg); err != nil {
+					return nil, fmt.Errorf("%s header: %w", c.name, err)
+				}
+			}
+		}
+		if headerOK && bound == 0 && c.pixelEnd != nil {
+			if bound = c.pixelEnd(prefix(buf, chunks, maxHeaderBytes)); bound == 0 && total >= maxHeaderBytes {
+				bound = -1 // no header says
+			}
+		}
+		if bound > 0 && total >= bound {
+			break // what follows the pixels is never read
 		}
 	}
 	return join(buf, chunks), nil
+}
+
+// maxHeaderBytes bounds the leading bytes a pixelEnd reads the header
+// from (a netpbm header with comments runs to 64 KiB).
+const maxHeaderBytes = 1 << 17
+
+// prefix returns the first n bytes of head followed by the chunks.
+func prefix(head []byte, chunks [][]byte, n int) []byte {
+	out := head[:min(len(head), n)]
+	if len(chunks) == 0 {
+		return out
+	}
+	out = append([]byte(nil), out...)
+	for _, c := range chunks {
+		if len(out) >= n {
+			break
+		}
+		out = append(out, c[:min(len(c), n-len(out))]...)
+	}
+	return out
 }
 
 // join returns head followed by the chunks, in head's memory when there

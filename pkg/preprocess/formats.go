@@ -111,18 +111,40 @@ func decodeGoPNG(data []byte, sink rowSink) error {
 // is shorter than its header declares before allocating the raster.
 func decodeBMPRows(data []byte, sink rowSink) error {
 	if len(data) >= 30 {
-		off := int64(binary.LittleEndian.Uint32(data[10:]))
-		w := int64(int32(binary.LittleEndian.Uint32(data[18:])))
-		h := int64(int32(binary.LittleEndian.Uint32(data[22:])))
-		bpp := int64(binary.LittleEndian.Uint16(data[28:]))
-		if h < 0 {
-			h = -h
-		}
+		off, w, h, bpp := bmpLayout(data)
 		if need := off + (w*bpp+31)/32*4*h; w > 0 && need > int64(len(data)) {
 			return fmt.Errorf("file is truncated (the pixels need %d bytes, the file has %d)", need, len(data))
 		}
 	}
 	return goRows("BMP", bmp.DecodeConfig, bmp.Decode)(data, sink)
+}
+
+// bmpLayout reads a BMP header (at least 30 bytes): the pixels' offset,
+// the width, the height (rows stored either way up) and the bits a pixel.
+func bmpLayout(data []byte) (off, w, h, bpp int64) {
+	off = int64(binary.LittleEndian.Uint32(data[10:]))
+	w = int64(int32(binary.LittleEndian.Uint32(data[18:])))
+	h = int64(int32(binary.LittleEndian.Uint32(data[22:])))
+	bpp = int64(binary.LittleEndian.Uint16(data[28:]))
+	return off, w, max(h, -h), bpp
+}
+
+// bmpMaxPixelStart is where x/image/bmp starts reading the pixels at the
+// latest whatever the header's offset says: after the file header, the
+// largest info header (V5, 124 bytes) and a 256-colour palette.
+const bmpMaxPixelStart = 14 + 124 + 256*4
+
+// bmpPixelEnd is the codec's pixelEnd: x/image/bmp reads uncompressed
+// rows padded to 4 bytes, from the header's offset or after the palette.
+func bmpPixelEnd(data []byte) int64 {
+	if len(data) < 30 {
+		return 0
+	}
+	off, w, h, bpp := bmpLayout(data)
+	if w <= 0 || bpp <= 0 {
+		return -1
+	}
+	return max(off, bmpMaxPixelStart) + (w*bpp+31)/32*4*h
 }
 
 // decodeTIFFRows decodes a baseline TIFF (uncompressed, LZW, Deflate or

@@ -116,6 +116,28 @@ func decodePNMConfig(r io.Reader) (image.Config, error) {
 	return image.Config{Width: p.w, Height: p.h}, nil
 }
 
+// pnmPixelEnd is the codec's pixelEnd: the binary forms (P4 to P6) end
+// with the last row; the plain ones, whose samples may be spaced at will,
+// do not say (-1).
+func pnmPixelEnd(data []byte) int64 {
+	p, err := parsePNMHeader(data)
+	// The header is complete once whitespace follows its last number.
+	if err != nil || p.data == 0 || !pnmSpace(data[p.data-1]) {
+		return 0
+	}
+	size := int64(1)
+	if p.maxval > 255 {
+		size = 2
+	}
+	switch p.magic {
+	case '4':
+		return int64(p.data) + int64((p.w+7)/8)*int64(p.h)
+	case '5', '6':
+		return int64(p.data) + int64(p.w)*int64(p.channels())*size*int64(p.h)
+	}
+	return -1
+}
+
 // channels is the number of samples a pixel.
 func (p *pnmHeader) channels() int {
 	if p.magic == '3' || p.magic == '6' {

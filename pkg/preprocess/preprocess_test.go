@@ -2,6 +2,7 @@ package preprocess
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -588,7 +589,7 @@ func TestEndlessInput(t *testing.T) {
 	t.Cleanup(func() { maxFileBytes = saved })
 	for name, prefix := range map[string]string{
 		"endless.jpg": "\xff\xd8\xff\xe0",
-		"endless.pgm": "P5 100 100 255\n",
+		"endless.pgm": "P2 100 100 255\n", // plain: no end the header tells
 	} {
 		_, err := Read(&endless{prefix: []byte(prefix), fill: 0xa5}, name, DefaultOptions())
 		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), name) {
@@ -610,4 +611,43 @@ func mustRead(t *testing.T, path string) []byte {
 // row's end, which Pillow refuses ("buffer overrun").
 func tgaRunAcrossRows() []byte {
 	return append(tgaFileHeader(10, 24, 3, 2), 0x85, 1, 2, 3)
+}
+
+// TestStreamStopsAfterPixels checks that a stream is read no further than
+// the pixels its header declares (netpbm's binary forms, BMP), and that a
+// BMP or TIFF whose raster is over the budget is refused from its header:
+// a small image followed by a gigabyte of zeros on standard input held
+// the whole gigabyte before.
+func TestStreamStopsAfterPixels(t *testing.T) {
+	huge := mustRead(t, "testdata/formats/rgb24.bmp")[:54:54]
+	binary.LittleEndian.PutUint32(huge[18:], 8000)
+	binary.LittleEndian.PutUint32(huge[22:], 8000)
+	const maxRead = 256 << 10
+	for _, tc := range []struct {
+		name string
+		src  *endless
+		want string // error text; "" for success
+	}{
+		{"grey.pgm", &endless{prefix: []byte("P5 100 100 255\n")}, ""},
+		{"grey16.pgm", &endless{prefix: []byte("P5 # comment\n100 100\n65535\n"), fill: 9}, ""},
+		{"bits.pbm", &endless{prefix: []byte("P4\n100 100\n")}, ""},
+		{"rgb.ppm", &endless{prefix: []byte("P6 100 100 255\n"), fill: 200}, ""},
+		{"rgb24.bmp", &endless{prefix: mustRead(t, "testdata/formats/rgb24.bmp")}, ""},
+		{"palette8.bmp", &endless{prefix: mustRead(t, "testdata/formats/palette8.bmp")}, ""},
+		{"huge.bmp", &endless{prefix: huge}, "BMP header: image too large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &counting{r: tc.src}
+			_, err := Read(r, tc.name, DefaultOptions())
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatal(err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("want an error saying %q, got %v", tc.want, err)
+			}
+			if r.n > maxRead {
+				t.Errorf("read %d bytes, want at most %d", r.n, maxRead)
+			}
+		})
+	}
 }
