@@ -24,9 +24,9 @@
 //
 // Files are written to a temporary name and renamed, never changed in
 // place, so concurrent runs see the old file or the new one, never half of
-// one, and a process that mapped the old file keeps reading it. Files of
-// checkpoints that are gone stay until the directory is cleared, which is
-// safe at any time.
+// one, and a process that mapped the old file keeps reading it. Each store
+// removes the files of checkpoints that are gone or changed, and the
+// oldest beyond a few; clearing the directory is safe at any time.
 package packcache
 
 import (
@@ -299,9 +299,10 @@ func verify(data []byte, crcs []uint32) error {
 }
 
 // Store writes the cache file of the checkpoint id, read into net (whose
-// Config gives the precision) with info. It writes nothing, and returns
-// nil, when the checkpoint changed too recently to be told from a change
-// to come (see MinAge).
+// Config gives the precision) with info, then removes the files of
+// checkpoints that are gone or changed, and the oldest beyond a few. It
+// writes nothing, and returns nil, when the checkpoint changed too
+// recently to be told from a change to come (see MinAge).
 func (c *Cache) Store(id Identity, net *model.Network, info Info) error {
 	if id.recent(c.MinAge) {
 		return nil
@@ -336,7 +337,7 @@ func (c *Cache) Store(id Identity, net *model.Network, info Info) error {
 		return err
 	}
 	final := c.File(id, info.Config.Precision)
-	tmp, err := os.CreateTemp(c.Dir, ".tmp-*.pack")
+	tmp, err := os.CreateTemp(c.Dir, tmpPattern)
 	if err != nil {
 		return err
 	}
@@ -356,7 +357,11 @@ func (c *Cache) Store(id Identity, net *model.Network, info Info) error {
 	if err := errors.Join(w.err, tmp.Close()); err != nil {
 		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
 	}
-	return os.Rename(tmp.Name(), final)
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return err
+	}
+	c.prune(final)
+	return nil
 }
 
 // checksums returns the CRC of each chunk of the data that arrays laid out
