@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 
 	"github.com/res2net/res2net/pkg/checkpoint"
 	"github.com/res2net/res2net/pkg/model"
@@ -193,22 +194,40 @@ func (o *Options) byArchitecture(cfg model.Config) {
 
 // newModel builds the Res2Net of cfg, the configuration model.Infer read
 // from the state dict. When it could not be read (inferErr), the state
-// dict is checked against the default Holocron model instead, whose error
-// lists every missing, unexpected and misshapen key: the clearest report
-// for a file that is no Res2Net or is damaged.
+// dict is checked against the Res2Net-50 of its key layout instead, whose
+// error lists every missing, unexpected and misshapen key: the clearest
+// report for a file that is no Res2Net or is damaged.
 func newModel(tensors map[string]*ops.Tensor, cfg model.Config, inferErr error, prec gemm.Precision) (*model.Network, error) {
 	if inferErr == nil {
 		cfg.Precision = prec
 		return model.New(cfg, tensors)
 	}
-	cfg = model.Res2Net50()
-	cfg.Classes = 0 // from the checkpoint's head
+	cfg = referenceConfig(tensors)
 	cfg.Precision = prec
 	m, err := model.New(cfg, tensors)
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(%v)", err, inferErr)
 	}
 	return m, nil
+}
+
+// referenceConfig is the Res2Net-50 a state dict that is no known Res2Net
+// is checked against: timm's when its keys look like timm's (a torchvision
+// ResNet's do too), else Holocron's; with the classes of its head when it
+// has a 2-D one, so that the report lists the keys that did not fit rather
+// than stopping at the head.
+func referenceConfig(tensors map[string]*ops.Tensor) model.Config {
+	cfg, head := model.Res2Net50(), "head.weight"
+	for key := range tensors {
+		if strings.HasPrefix(key, "conv1.") || strings.HasPrefix(key, "layer1.") || strings.HasPrefix(key, "fc.") {
+			cfg, head = model.Res2Net50_26w_4s(), "fc.weight"
+			break
+		}
+	}
+	if t, ok := tensors[head]; ok && len(t.Shape) == 2 && t.Shape[0] > 0 {
+		cfg.Classes = t.Shape[0]
+	}
+	return cfg
 }
 
 // Config returns the network's configuration.

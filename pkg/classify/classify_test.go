@@ -291,3 +291,46 @@ func TestLoadBF16(t *testing.T) {
 		t.Errorf("top-1: fp32 class %d, bf16 class %d", ta, tb)
 	}
 }
+
+// TestNotRes2Net: a state dict that is no Res2Net is reported key by key
+// against the Res2Net-50 of its layout, not by the first key that failed.
+func TestNotRes2Net(t *testing.T) {
+	tests := []struct {
+		name    string
+		tensors map[string]*ops.Tensor
+		want    []string
+	}{
+		{
+			name: "torchvision ResNet-18 keys",
+			tensors: map[string]*ops.Tensor{
+				"conv1.weight":          ops.New(64, 3, 7, 7),
+				"layer1.0.conv1.weight": ops.New(64, 64, 3, 3),
+				"fc.weight":             ops.New(1000, 512),
+				"fc.bias":               ops.New(1000),
+			},
+			want: []string{"layer1.0.conv3.weight: missing", "fc.weight: shape 1000x2048 expected, checkpoint has 1000x512",
+				"layer1.0.conv1.weight: shape 104x64x1x1 expected", "bn1.weight: missing"},
+		},
+		{
+			name: "Holocron keys, no head",
+			tensors: map[string]*ops.Tensor{
+				"features.0.weight": ops.New(64, 3, 7, 7),
+				"other.weight":      ops.New(3),
+			},
+			want: []string{"head.weight: missing", "features.1.weight: missing", "other.weight: unexpected"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.tensors, Options{Transform: preprocess.DefaultOptions()})
+			if err == nil {
+				t.Fatal("New succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
