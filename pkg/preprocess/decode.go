@@ -29,17 +29,21 @@ type codec struct {
 	// pixels (a 100x100 PGM header before a gigabyte of zeros) are never
 	// read or held.
 	pixelEnd func([]byte) int64
+	// dataEnd, when not nil, walks the bytes read so far to where the
+	// image's data ends (see endWalk): readAll stops there and hands the
+	// decoder the bytes up to it.
+	dataEnd func(*endWalk) int64
 }
 
 var (
-	jpegCodec = &codec{"JPEG", decodeJPEGConfig, decodeJPEGRows, nil}
-	pngCodec  = &codec{"PNG", fromReader(png.DecodeConfig), decodePNGRows, nil}
-	gifCodec  = &codec{"GIF", fromReader(gif.DecodeConfig), decodeGIFRows, nil}
-	bmpCodec  = &codec{"BMP", fromReader(bmp.DecodeConfig), decodeBMPRows, bmpPixelEnd}
-	tiffCodec = &codec{"TIFF", fromReader(tiff.DecodeConfig), decodeTIFFRows, nil}
-	webpCodec = &codec{"WebP", fromReader(webp.DecodeConfig), decodeWebPRows, nil}
-	pnmCodec  = &codec{"PPM", fromReader(decodePNMConfig), decodePNMRows, pnmPixelEnd}
-	tgaCodec  = &codec{"TGA", fromReader(decodeTGAConfig), decodeTGARows, nil}
+	jpegCodec = &codec{"JPEG", decodeJPEGConfig, decodeJPEGRows, nil, jpegEnd}
+	pngCodec  = &codec{"PNG", fromReader(png.DecodeConfig), decodePNGRows, nil, pngEnd}
+	gifCodec  = &codec{"GIF", fromReader(gif.DecodeConfig), decodeGIFRows, nil, gifEnd}
+	bmpCodec  = &codec{"BMP", fromReader(bmp.DecodeConfig), decodeBMPRows, bmpPixelEnd, nil}
+	tiffCodec = &codec{"TIFF", fromReader(tiff.DecodeConfig), decodeTIFFRows, nil, nil}
+	webpCodec = &codec{"WebP", fromReader(webp.DecodeConfig), decodeWebPRows, nil, webpEnd}
+	pnmCodec  = &codec{"PPM", fromReader(decodePNMConfig), decodePNMRows, pnmPixelEnd, nil}
+	tgaCodec  = &codec{"TGA", fromReader(decodeTGAConfig), decodeTGARows, tgaPixelEnd, nil}
 )
 
 // wholeRaster are the codecs decoded into a whole Go raster (goRows),
@@ -150,6 +154,8 @@ func readAll(r io.Reader, hint int64, c *codec, opts Options) ([]byte, error) {
 	var total int64
 	headerOK := false
 	var bound int64 // where the pixels end, once the header tells; -1: it does not
+	var walk endWalk
+	var end int64 // where the data ends, once dataEnd has walked there; -1: it cannot
 	for size := readChunk; ; size = min(2*size, maxReadChunk) {
 		var chunk []byte
 		if buf != nil && len(buf) < cap(buf) {
@@ -196,6 +202,13 @@ func readAll(r io.Reader, hint int64, c *codec, opts Options) ([]byte, error) {
 		}
 		if bound > 0 && total >= bound {
 			break // what follows the pixels is never read
+		}
+		if end == 0 && c.dataEnd != nil {
+			walk.head, walk.chunks, walk.total = buf, chunks, total
+			end = c.dataEnd(&walk)
+		}
+		if end > 0 && total >= end {
+			return join(buf, chunks)[:end], nil // what follows the image is never read
 		}
 	}
 	return join(buf, chunks), nil

@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -649,5 +650,78 @@ func TestStreamStopsAfterPixels(t *testing.T) {
 				t.Errorf("read %d bytes, want at most %d", r.n, maxRead)
 			}
 		})
+	}
+}
+
+// TestStreamStopsAtDataEnd checks that a stream is read no further than
+// the end its structure shows (PNG's IEND, GIF's trailer, WebP's RIFF
+// size, JPEG's EOI after all scans, an uncompressed TGA's last row), and
+// that the bytes after it change nothing, as in Pillow: a valid image
+// followed by a gigabyte of garbage on standard input was held whole
+// before failing.
+func TestStreamStopsAtDataEnd(t *testing.T) {
+	saved := maxFileBytes
+	maxFileBytes = 64 << 20 // a stream not stopped fails here, quickly
+	t.Cleanup(func() { maxFileBytes = saved })
+	for _, name := range []string{
+		"rgb8.png", "interlaced_rgb.png", "palette.png", "orient6.png",
+		"palette.gif", "offset_trns.gif", "grey.gif",
+		"lossy.webp", "lossless_rgba.webp", "orient8.webp",
+		"q90_420.jpg", "q75_420_progressive.jpg", "cjpeg_progressive_restart.jpg",
+		"cjpeg_restart_blocks.jpg", "cjpeg_sequential_scans.jpg", "orient6.jpg", "cmyk.jpg",
+		"rgb.tga", "bilevel.tga", "palette16.tga",
+	} {
+		for _, fill := range []byte{0, 0xff} {
+			t.Run(fmt.Sprintf("%s/%#x", name, fill), func(t *testing.T) {
+				path := "testdata/formats/" + name
+				want, err := Load(path, DefaultOptions())
+				if err != nil {
+					t.Fatal(err)
+				}
+				file := mustRead(t, path)
+				r := &counting{r: &endless{prefix: file, fill: fill}}
+				got, err := Read(r, name, DefaultOptions())
+				if err != nil {
+					t.Fatal(err)
+				}
+				// Reads double from readChunk: the one holding the end
+				// is at most as long as all before it.
+				if limit := 2*int64(len(file)) + readChunk; r.n > limit {
+					t.Errorf("read %d bytes of a %d-byte image, want at most %d", r.n, len(file), limit)
+				}
+				if !slices.Equal(got.Shape, want.Shape) || !slices.Equal(got.Data, want.Data) {
+					t.Errorf("the image followed by %#x bytes decodes differently from the file", fill)
+				}
+			})
+		}
+	}
+}
+
+// TestDataEndAcrossChunks checks that the walkers find each fixture's end
+// whatever the pieces its bytes arrive in (headers and markers split
+// between reads), walking on as pieces are added.
+func TestDataEndAcrossChunks(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		end  func(*endWalk) int64
+	}{
+		{"interlaced_rgb.png", pngEnd}, {"palette_trns.png", pngEnd},
+		{"offset.gif", gifEnd}, {"palette_trns.gif", gifEnd},
+		{"lossy_rgba.webp", webpEnd},
+		{"q90_444.jpg", jpegEnd}, {"cjpeg_progressive_restart.jpg", jpegEnd}, {"cjpeg_restart_rows.jpg", jpegEnd}, {"adobe_rgb.jpg", jpegEnd},
+	} {
+		file := mustRead(t, "testdata/formats/"+tc.name)
+		for piece := 1; piece <= 7; piece += 3 {
+			var w endWalk
+			var end int64
+			for off := 0; off < len(file) && end == 0; off += piece {
+				w.chunks = append(w.chunks, file[off:min(off+piece, len(file))])
+				w.total += int64(len(w.chunks[len(w.chunks)-1]))
+				end = tc.end(&w)
+			}
+			if end != int64(len(file)) {
+				t.Errorf("%s in %d-byte pieces: end %d, want %d", tc.name, piece, end, len(file))
+			}
+		}
 	}
 }
