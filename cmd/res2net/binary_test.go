@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"debug/elf"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -147,14 +148,106 @@ func peakRSS(t *testing.T, bin, weights string, n int) int64 {
 	}
 	cmd := exec.Command(bin, "predict", "--weights", weights, "--format", "json", "--topk", "1", dir)
 	cmd.Env = append(os.Environ(), "RES2NET_HOME="+t.TempDir())
-	out, err := cmd.Output()
+	out, rss, err := runPeakRSS(t, cmd)
 	if err != nil {
 		t.Fatalf("%d images: %v", n, err)
 	}
 	if lines := bytes.Count(out, []byte("\n")); lines != n {
 		t.Fatalf("%d images: %d records", n, lines)
 	}
-	return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+	return rss
+}
+
+// rssDirEnv names the folder where runPeakRSS leaves TestRSSHelper its
+// request and finds its report.
+const rssDirEnv = "RES2NET_TEST_RSS_DIR"
+
+// rssRequest is the command TestRSSHelper runs, with its environment
+// (TestMain changes the helper's own).
+type rssRequest struct {
+	Args, Env []string
+}
+
+// rssReport is what TestRSSHelper writes: the command's standard output,
+// its error and its peak RSS in KiB.
+type rssReport struct {
+	Stdout []byte
+	Err    string
+	MaxRSS int64
+}
+
+// runPeakRSS runs cmd and returns its standard output and peak RSS in KiB.
+// It starts cmd from a fresh, small test process (TestRSSHelper): Go
+// starts children with CLONE_VM, and Linux counts the parent's own peak
+// RSS into a child's when the child calls exec, so a child of this test
+// process, grown by earlier tests, would report this process's peak.
+func runPeakRSS(t *testing.T, cmd *exec.Cmd) ([]byte, int64, error) {
+	t.Helper()
+	dir := t.TempDir()
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	writeJSON(t, filepath.Join(dir, "request.json"), rssRequest{Args: cmd.Args, Env: env})
+	helper := exec.Command(os.Args[0], "-test.run=^TestRSSHelper$")
+	helper.Env = append(os.Environ(), rssDirEnv+"="+dir)
+	helper.Stderr = cmd.Stderr
+	if msg, err := helper.Output(); err != nil {
+		t.Fatalf("RSS helper: %v\n%s", err, msg)
+	}
+	var r rssReport
+	readJSON(t, filepath.Join(dir, "report.json"), &r)
+	if r.Err != "" {
+		return r.Stdout, r.MaxRSS, errors.New(r.Err)
+	}
+	return r.Stdout, r.MaxRSS, nil
+}
+
+// TestRSSHelper is no test of its own: runPeakRSS runs it in a child test
+// process to run one command and report it.
+func TestRSSHelper(t *testing.T) {
+	dir := os.Getenv(rssDirEnv)
+	if dir == "" {
+		t.Skip("child process of runPeakRSS")
+	}
+	var req rssRequest
+	readJSON(t, filepath.Join(dir, "request.json"), &req)
+	cmd := exec.Command(req.Args[0], req.Args[1:]...)
+	cmd.Env, cmd.Stderr = req.Env, os.Stderr
+	var r rssReport
+	out, err := cmd.Output()
+	r.Stdout = out
+	if err != nil {
+		r.Err = err.Error()
+	}
+	if cmd.ProcessState != nil {
+		r.MaxRSS = cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
+	}
+	writeJSON(t, filepath.Join(dir, "report.json"), r)
+}
+
+// writeJSON writes v to path as JSON.
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readJSON reads path's JSON into v.
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // maxFolderRSS is the bound on a folder run's peak memory, whatever

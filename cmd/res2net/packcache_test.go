@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,11 +21,11 @@ func predictWithHome(t *testing.T, bin, weights, home string) (string, int64) {
 	cmd.Env = append(os.Environ(), "RES2NET_HOME="+home)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, rss, err := runPeakRSS(t, cmd)
 	if err != nil {
 		t.Fatalf("predict: %v\n%s", err, stderr.Bytes())
 	}
-	return string(out), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+	return string(out), rss
 }
 
 // packedFiles lists the files of home's packed-weight cache.
