@@ -91,8 +91,21 @@ func (c *Conv2d) ColSize(n, h, w int) int {
 		return 0
 	}
 	oh, ow := c.OutSize(h, w)
-	return c.InC * c.Kernel * c.Kernel * c.imagesPerProduct(n, oh, ow) * oh * ow
+	imgs := c.imagesPerProduct(n, oh, ow)
+	size := c.InC * c.Kernel * c.Kernel * imgs * oh * ow
+	if c.phased() {
+		size += c.InC * imgs * h * w
+	}
+	return size
 }
+
+// phased reports whether im2col first splits each input plane into its
+// four stride-2 phases (even and odd rows and columns). Every receptive
+// field row of a stride-2 conv then is a shifted copy of one phase, a
+// memmove per output row, instead of a strided gather per pixel: for the
+// 7x7 stem that is one strided pass over the input in place of 49. A 1x1
+// conv has one tap, which a single gather serves as well.
+func (c *Conv2d) phased() bool { return c.Stride == 2 && c.Kernel > 1 }
 
 // Exec is what one Forward call runs with besides its tensors. It belongs
 // to the caller, so that callers running convs at the same time (two
@@ -128,6 +141,9 @@ func (c *Conv2d) Forward(dst, src []float32, n, h, w int, residual []float32, ex
 			b, ldb = ex.Col[:groups*k*width], width
 			j := im2colJobs.Get().(*im2colJob)
 			*j = im2colJob{c: c, col: b, src: src[i*hw:], n: imgs, ld: n * hw, h: h, w: w, oh: oh, ow: ow}
+			if c.phased() {
+				j.phases = ex.Col[groups*k*width:][:c.InC*imgs*hw]
+			}
 			gemm.Parallel(ex.Threads, c.InC, j)
 			*j = im2colJob{}
 			im2colJobs.Put(j)
@@ -156,10 +172,11 @@ func (c *Conv2d) Forward(dst, src []float32, n, h, w int, residual []float32, ex
 }
 
 // im2colJob is im2col of c's input split over channels for gemm.Parallel:
-// channel ci's rows start ci*Kernel*Kernel rows into col.
+// channel ci's rows start ci*Kernel*Kernel rows into col, and when c is
+// phased its images' phases start ci*n*h*w values into phases.
 type im2colJob struct {
 	c                   *Conv2d
-	col, src            []float32
+	col, src, phases    []float32
 	n, ld, h, w, oh, ow int
 }
 
@@ -168,7 +185,12 @@ var im2colJobs = sync.Pool{New: func() any { return new(im2colJob) }}
 
 func (j *im2colJob) Run(lo, hi int) {
 	k := j.c.Kernel
-	im2col(j.col[lo*k*k*j.n*j.oh*j.ow:], j.src[lo*j.ld:], hi-lo, j.n, j.ld, j.h, j.w, k, j.c.Stride, j.c.Pad, j.oh, j.ow)
+	col, src := j.col[lo*k*k*j.n*j.oh*j.ow:], j.src[lo*j.ld:]
+	if j.phases != nil {
+		im2colPhased(col, src, j.phases[lo*j.n*j.h*j.w:], hi-lo, j.n, j.ld, j.h, j.w, k, j.c.Pad, j.oh, j.ow)
+		return
+	}
+	im2col(col, src, hi-lo, j.n, j.ld, j.h, j.w, k, j.c.Stride, j.c.Pad, j.oh, j.ow)
 }
 
 // im2col writes the receptive fields of n images of c channels of h x w
@@ -198,6 +220,65 @@ func im2col(col, src []float32, c, n, ld, h, w, k, stride, pad, oh, ow int) {
 			}
 		}
 	}
+}
+
+// im2colPhased is im2col for stride 2, through scratch: each input plane
+// is first split into its four phases (see splitPhases) in scratch (h*w
+// values per channel and image), and the row of tap (ky, kx) is then the
+// phase of that tap's parities shifted by half its offset.
+func im2colPhased(col, src, scratch []float32, c, n, ld, h, w, k, pad, oh, ow int) {
+	size := oh * ow
+	for ci := range c {
+		for img := range n {
+			phases := scratch[(ci*n+img)*h*w:][:h*w]
+			splitPhases(phases, src[ci*ld+img*h*w:][:h*w], h, w)
+			for ky := range k {
+				dy := ky - pad
+				py := dy & 1 // the parity of the input rows, also for negative dy
+				for kx := range k {
+					dx := kx - pad
+					px := dx & 1
+					at, ph, pw := phaseOf(h, w, py, px)
+					row := col[((ci*k+ky)*k+kx)*n*size+img*size:][:size]
+					gather(row, phases[at:at+ph*pw], ph, pw, (dy-py)/2, (dx-px)/2, 1, oh, ow)
+				}
+			}
+		}
+	}
+}
+
+// splitPhases writes the four stride-2 phases of plane (h x w) into dst
+// (h*w values): phase (py, px) holds the pixels of rows py, py+2, ... and
+// columns px, px+2, ..., as an image of its own at phaseOf(h, w, py, px).
+func splitPhases(dst, plane []float32, h, w int) {
+	for y := range h {
+		row := plane[y*w : (y+1)*w]
+		at0, _, pw0 := phaseOf(h, w, y&1, 0)
+		at1, _, pw1 := phaseOf(h, w, y&1, 1)
+		even := dst[at0+y/2*pw0:][:pw0]
+		odd := dst[at1+y/2*pw1:][:pw1]
+		for x := range odd {
+			even[x], odd[x] = row[2*x], row[2*x+1]
+		}
+		if w&1 == 1 {
+			even[pw1] = row[w-1]
+		}
+	}
+}
+
+// phaseOf returns where phase (py, px) of an h x w plane starts in
+// splitPhases' layout (phases in the order (0,0), (0,1), (1,0), (1,1)) and
+// its size, ph x pw.
+func phaseOf(h, w, py, px int) (at, ph, pw int) {
+	h0, w0 := (h+1)/2, (w+1)/2
+	ph, pw = h0, w0
+	if py == 1 {
+		at, ph = h0*w, h/2
+	}
+	if px == 1 {
+		at, pw = at+ph*w0, w/2
+	}
+	return at, ph, pw
 }
 
 // shifted fills row (h*w values) with plane shifted by dy rows and dx
@@ -244,6 +325,9 @@ func gather(row, plane []float32, h, w, dy, dx, stride, oh, ow int) {
 		in := plane[iy*w : (iy+1)*w]
 		clear(out[:lo])
 		clear(out[hi:])
+		if lo == hi { // the whole row falls in the padding
+			continue
+		}
 		ix := lo*stride + dx
 		if stride == 1 {
 			copy(out[lo:hi], in[ix:])

@@ -140,7 +140,8 @@ func TestConv2dColSize(t *testing.T) {
 		{Conv2d{InC: 8, Kernel: 1, Stride: 1}, 0},
 		{Conv2d{InC: 8, Kernel: 1, Stride: 2}, 8 * 5 * 5},
 		{Conv2d{InC: 8, Kernel: 3, Stride: 1, Pad: 1}, 8 * 9 * 9 * 9},
-		{Conv2d{InC: 3, Kernel: 7, Stride: 2, Pad: 3}, 3 * 49 * 5 * 5},
+		// A stride-2 conv also holds its input's phases (see phased).
+		{Conv2d{InC: 3, Kernel: 7, Stride: 2, Pad: 3}, 3*49*5*5 + 3*9*9},
 	}
 	for _, tc := range tests {
 		if got := tc.conv.ColSize(1, 9, 9); got != tc.want {
@@ -152,7 +153,7 @@ func TestConv2dColSize(t *testing.T) {
 	}
 	// The 224x224 stem runs image by image: its scratch is one image's.
 	stem := Conv2d{InC: 3, Kernel: 7, Stride: 2, Pad: 3}
-	if got, want := stem.ColSize(8, 224, 224), 3*49*112*112; got != want {
+	if got, want := stem.ColSize(8, 224, 224), 3*49*112*112+3*224*224; got != want {
 		t.Errorf("stem: ColSize(8, 224, 224) = %d, want %d", got, want)
 	}
 }
