@@ -5,10 +5,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/res2net/res2net/internal/npy"
 	"github.com/res2net/res2net/pkg/checkpoint"
+	"github.com/res2net/res2net/pkg/headfit"
 	"github.com/res2net/res2net/pkg/ops"
 	"github.com/res2net/res2net/pkg/ops/gemm"
 	"github.com/res2net/res2net/pkg/preprocess"
@@ -156,4 +159,88 @@ func TestParityBF16Photos(t *testing.T) {
 		t.Logf("%s: top-1 %d in BF16, %d in FP32 (margin %.3f); max |logit diff| %.4f (max |logit| %.2f)", f, b, a, margin, diff, scale)
 	}
 	t.Logf("largest logit difference BF16 - FP32 over %d photos: %.4f", len(order.Files), worst)
+}
+
+// TestParityBF16TrainedHead is TestParityBF16Photos on a network whose
+// head is trained, as a published model's is: the seeded checkpoint's
+// random head leaves its logits 0.05-0.3 apart, closer than bfloat16
+// rounding moves them, so that test can only require FP32's class where
+// the margin is wide. Here the head is refitted (pkg/headfit, as
+// train-head fits one) to tell the photos' five subjects apart from the
+// FP32 features, and every photo must then keep its top-1 in BF16. The
+// largest logit difference is logged (the README quotes it).
+func TestParityBF16TrainedHead(t *testing.T) {
+	dir := os.Getenv("RES2NET_PARITY_DIR")
+	if dir == "" {
+		t.Skip("RES2NET_PARITY_DIR not set; run make parity")
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "photos.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order struct{ Files []string }
+	if err := json.Unmarshal(raw, &order); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := checkpoint.Load(filepath.Join(dir, "full.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Res2Net50()
+	fp32 := newRunner(t, cfg, cloneStateDict(ck.Tensors))
+	opts := preprocess.Options{Transform: preprocess.HolocronTransform()}
+	// A photo's subject is its name up to the first dot: astronaut.jpg and
+	// astronaut.progressive.jpg are the same picture.
+	subjects := map[string]int{}
+	var images []*ops.Tensor
+	var features [][]float32
+	var labels []int
+	for _, f := range order.Files {
+		x, err := preprocess.Load(filepath.Join(photosDir, f), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x.Shape = append([]int{1}, x.Shape...)
+		e, err := fp32.Embed(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name, _, _ := strings.Cut(f, ".")
+		if _, ok := subjects[name]; !ok {
+			subjects[name] = len(subjects)
+		}
+		images = append(images, x)
+		features = append(features, slices.Clone(e.Data))
+		labels = append(labels, subjects[name])
+	}
+	head, err := headfit.Fit(features, labels, len(subjects), headfit.Options{L2: 1e-3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Classes = head.Classes
+	ck.Tensors["head.weight"] = &ops.Tensor{Shape: []int{head.Classes, head.Features}, Data: head.Weight}
+	ck.Tensors["head.bias"] = &ops.Tensor{Shape: []int{head.Classes}, Data: head.Bias}
+	fp32, bf16 := bf16Runners(t, cfg, ck.Tensors)
+	worst, largest := 0.0, 0.0
+	for i, x := range images {
+		want, err := fp32.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := bf16.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := argmax(want.Data), argmax(got.Data)
+		if a != labels[i] {
+			t.Fatalf("%s: the trained head gives class %d in FP32, want its subject %d", order.Files[i], a, labels[i])
+		}
+		if b != a {
+			t.Errorf("%s: top-1 is class %d in BF16, %d in FP32", order.Files[i], b, a)
+		}
+		diff, scale := maxDiff(want.Data, got.Data)
+		worst, largest = math.Max(worst, diff), math.Max(largest, scale)
+		t.Logf("%s: top-1 %d in BF16 and FP32; max |logit diff| %.4f (max |logit| %.2f)", order.Files[i], b, diff, scale)
+	}
+	t.Logf("trained head: largest logit difference BF16 - FP32 over %d photos: %.4f (logits up to %.2f)", len(images), worst, largest)
 }
