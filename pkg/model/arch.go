@@ -28,6 +28,10 @@ type convSpec struct {
 	stride   int
 	pad      int
 	groups   int
+	// columns is the conv's output positions per image at referenceCrop,
+	// the layout hint of its packed weights (ops.Conv2d.Columns); set by
+	// assemble.
+	columns int
 }
 
 func (s convSpec) weightShape() []int { return []int{s.out, s.in / s.groups, s.kernel, s.kernel} }

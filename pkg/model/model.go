@@ -67,6 +67,7 @@ type convSource interface {
 // but its head.
 func (cfg Config) assemble(src convSource) *Network {
 	a := cfg.arch()
+	a.setColumns(cfg.Summary(referenceCrop, referenceCrop))
 	m := &Network{cfg: cfg, pool: a.maxPool}
 	for _, s := range a.stem {
 		m.stem = append(m.stem, src.convBN(s, true, cfg.Precision))
@@ -77,6 +78,37 @@ func (cfg Config) assemble(src convSource) *Network {
 		}
 	}
 	return m
+}
+
+// referenceCrop is the input size (224x224, ImageNet's evaluation crop)
+// the network usually runs at, whose output sizes are the convs' Columns.
+const referenceCrop = 224
+
+// setColumns sets the columns of every conv of a from layers, its Summary.
+func (a *arch) setColumns(layers []Layer) {
+	columns := make(map[string]int)
+	for _, l := range layers {
+		if l.Type == TypeConv {
+			columns[l.Name] = l.OutShape[1] * l.OutShape[2]
+		}
+	}
+	set := func(s *convSpec) { s.columns = columns[s.conv] }
+	for i := range a.stem {
+		set(&a.stem[i])
+	}
+	for _, stage := range a.stages {
+		for i := range stage {
+			b := &stage[i]
+			set(&b.reduce)
+			for j := range b.branches {
+				set(&b.branches[j])
+			}
+			set(&b.expand)
+			if b.downsample != nil {
+				set(b.downsample)
+			}
+		}
+	}
 }
 
 // check compares a state dict with the expected parameters and lists every
@@ -136,7 +168,7 @@ func (t stateDict) convBN(s convSpec, relu bool, prec gemm.Precision) ops.Conv2d
 // op returns the conv s describes, without weights.
 func (s convSpec) op(relu bool, prec gemm.Precision) ops.Conv2d {
 	return ops.Conv2d{InC: s.in, OutC: s.out, Kernel: s.kernel, Stride: s.stride, Pad: s.pad, Groups: s.groups,
-		ReLU: relu, Precision: prec}
+		ReLU: relu, Precision: prec, Columns: s.columns}
 }
 
 // block builds one Bottle2neck with its convs from src in prec.

@@ -32,6 +32,11 @@ type Conv2d struct {
 	// Precision is the arithmetic Pack packs the weights for (see
 	// gemm.PackAPrecision); Forward without Pack is always FP32.
 	Precision gemm.Precision
+	// Columns is the conv's output positions per image at the input size
+	// it usually runs at, or 0 when unknown: Pack and UsePacked pass it to
+	// gemm (PackOptions.Columns), which picks the weights' layout for
+	// products that wide. Any input size still works with either layout.
+	Columns int
 
 	packed []*gemm.PackedA // Weight packed for the GEMM by Pack, one per group, or nil
 }
@@ -51,9 +56,14 @@ func (c *Conv2d) Pack() {
 	rows := c.OutC / g
 	c.packed = make([]*gemm.PackedA, g)
 	for i := range g {
-		c.packed[i] = gemm.PackAPrecision(c.Precision, rows, k, c.Weight[i*rows*k:(i+1)*rows*k], k)
+		c.packed[i] = gemm.PackWith(c.packOptions(), rows, k, c.Weight[i*rows*k:(i+1)*rows*k], k)
 	}
 	c.Weight = nil
+}
+
+// packOptions returns the options Pack and UsePacked pack the weights with.
+func (c *Conv2d) packOptions() gemm.PackOptions {
+	return gemm.PackOptions{Precision: c.Precision, Columns: c.Columns}
 }
 
 // OutSize returns the output height and width for an h x w input.

@@ -21,10 +21,10 @@ func (c *Conv2d) PackedValues() [][]float32 {
 }
 
 // UsePacked makes values, as PackedValues returned them for a conv of the
-// same shape and Precision packed on this CPU by this build, c's packed
-// weights, in place of Weight and Pack. The values are used in place and
-// never written (they may be read-only memory). It fails unless there is
-// one slice per group of the size of that group's layout.
+// same shape, Precision and Columns packed on this CPU by this build, c's
+// packed weights, in place of Weight and Pack. The values are used in
+// place and never written (they may be read-only memory). It fails unless
+// there is one slice per group of the size of that group's layout.
 func (c *Conv2d) UsePacked(values [][]float32) error {
 	g, k := c.groups(), c.groupK()
 	if len(values) != g {
@@ -32,7 +32,7 @@ func (c *Conv2d) UsePacked(values [][]float32) error {
 	}
 	packed := make([]*gemm.PackedA, g)
 	for i, v := range values {
-		p, err := gemm.PackedFromValues(c.Precision, c.OutC/g, k, v)
+		p, err := gemm.PackedFromValues(c.packOptions(), c.OutC/g, k, v)
 		if err != nil {
 			return fmt.Errorf("group %d: %w", i, err)
 		}

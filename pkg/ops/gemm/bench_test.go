@@ -79,19 +79,27 @@ func BenchmarkGonum(b *testing.B) {
 
 // BenchmarkPacked is PackedA.Mul on the network shapes, A packed outside
 // the timing, to compare with BenchmarkFused, in each precision this CPU
-// runs.
+// runs, and for FP32 in the m-vector layout too (fp32-mvec, whatever the
+// width), to compare the two layouts.
 func BenchmarkPacked(b *testing.B) {
-	precs := []Precision{FP32}
-	if HasBF16() {
-		precs = append(precs, BF16)
+	type layout struct {
+		name string
+		pack func(m, k int, a []float32) *PackedA
 	}
-	for _, prec := range precs {
-		b.Run(prec.String(), func(b *testing.B) {
+	layouts := []layout{{FP32.String(), func(m, k int, a []float32) *PackedA { return PackAPrecision(FP32, m, k, a, k) }}}
+	if HasBF16() {
+		layouts = append(layouts, layout{BF16.String(), func(m, k int, a []float32) *PackedA { return PackAPrecision(BF16, m, k, a, k) }})
+	}
+	if bestMVec != nil {
+		layouts = append(layouts, layout{"fp32-mvec", func(m, k int, a []float32) *PackedA { return packA(bestMVec, m, k, a, k) }})
+	}
+	for _, l := range layouts {
+		b.Run(l.name, func(b *testing.B) {
 			packed := map[shape]*PackedA{}
 			benchShapes(b, []int{1, 2}, func(s shape, a, bm, c []float32) {
 				pa := packed[s]
 				if pa == nil {
-					pa = PackAPrecision(prec, s.m, s.k, a, s.k)
+					pa = l.pack(s.m, s.k, a)
 					packed[s] = pa
 				}
 				pa.Mul(s.n, bm, s.n, c, s.n, Epilogue{})

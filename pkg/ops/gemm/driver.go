@@ -63,8 +63,8 @@ func solve(p problem) {
 		threads = Threads()
 	}
 	kn := best
-	if p.packed != nil && p.packed.prec == BF16 {
-		kn = bestBF16
+	if p.packed != nil {
+		kn = p.packed.kn
 	}
 	t := tasks.Get().(*task)
 	t.problem = p
@@ -99,6 +99,10 @@ func runWith(t *task, kn *kernel, threads int) {
 	}
 	t.plan = p.newPlan(kn)
 	t.splitM = p.n < p.m
+	if kn.mvec != nil {
+		p.checkMVec()
+		t.splitM = mvecSplitM(p.m, p.n)
+	}
 	t.tiles = (p.n + kn.nr - 1) / kn.nr
 	if t.splitM {
 		t.tiles = (p.m + kn.mr - 1) / kn.mr
@@ -384,6 +388,10 @@ type plan struct {
 
 // newPlan returns the blocking of p for kernel kn.
 func (p *problem) newPlan(kn *kernel) plan {
+	if kn.mvec != nil {
+		// One k slice, B read in place: see blockMVec.
+		return plan{kn: kn, kc: p.k, nk: 1, inPlaceB: true}
+	}
 	nr := kn.nr
 	pl := plan{kn: kn}
 	pl.inPlaceA = p.packed == nil && !p.transA && p.alpha == 1 && p.n <= inPlaceACols*nr
@@ -422,6 +430,10 @@ func (p *problem) newPlan(kn *kernel) plan {
 // (p.packed) is read where it is.
 func (p *problem) block(pl *plan, i0, i1, j0, j1 int) {
 	kn := pl.kn
+	if kn.mvec != nil {
+		p.blockMVec(kn, i0, i1, j0, j1)
+		return
+	}
 	mr, nr, kc, ldp := kn.mr, kn.nr, pl.kc, pl.ldp
 	m, n := i1-i0, j1-j0
 	panels := (m + mr - 1) / mr

@@ -31,6 +31,9 @@ func main() {
 	g.avx512Kernel(13, 2, 0, 0, true)
 	g.avx512Kernel(13, 1, 0, 0, true)
 	g.avx512Kernel(6, 4, 0, smallPFA, true)
+	for groups := 1; groups <= 4; groups++ {
+		g.mvecKernel(groups)
+	}
 	g.avx2Kernel(6, 2)
 	g.packB(2)
 	g.packB(4)
@@ -38,6 +41,7 @@ func main() {
 	g.packBBF16(4)
 	g.packBAVX2()
 	g.avx2MaskTable()
+	g.mvecLaneTable()
 	g.bf16InterleaveTable()
 	if err := os.WriteFile(*out, g.buf.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
@@ -97,8 +101,9 @@ const smallPFA = 512
 
 // loadKernelArgs prefetches the C tile and the residual tile (if any), so
 // that their lines arrive while the FMAs run, and loads the registers of
-// the k loop.
-func (g *gen) loadKernelArgs(mr, rowBytes int) {
+// the k loop: with rowsA, those of rowAddr for mr rows of A, else just AX
+// (an A that advances by whole vectors, as in mvecKernel).
+func (g *gen) loadKernelArgs(mr, rowBytes int, rowsA bool) {
 	g.p("\tMOVQ c+40(FP), R13")
 	g.p("\tMOVQ ldc+48(FP), DI")
 	g.p("\tSHLQ $2, DI")
@@ -112,13 +117,15 @@ func (g *gen) loadKernelArgs(mr, rowBytes int) {
 	g.p("nopfres:")
 	g.p("\tMOVQ k+0(FP), R12")
 	g.p("\tMOVQ a+8(FP), AX")
-	g.p("\tMOVQ lda+16(FP), R9")
-	g.p("\tSHLQ $2, R9")
-	g.p("\tLEAQ (R9)(R9*2), R10")
-	g.p("\tLEAQ (R9)(R9*4), R11")
-	if mr > 7 {
-		g.p("\tLEAQ (R10)(R9*4), R8") // 7 rows
-		g.p("\tADDQ AX, R8")
+	if rowsA {
+		g.p("\tMOVQ lda+16(FP), R9")
+		g.p("\tSHLQ $2, R9")
+		g.p("\tLEAQ (R9)(R9*2), R10")
+		g.p("\tLEAQ (R9)(R9*4), R11")
+		if mr > 7 {
+			g.p("\tLEAQ (R10)(R9*4), R8") // 7 rows
+			g.p("\tADDQ AX, R8")
+		}
 	}
 	g.p("\tMOVQ b+24(FP), BX")
 	g.p("\tMOVQ ldb+32(FP), DX")
@@ -140,10 +147,12 @@ func (g *gen) prefetchTile(mr, rowBytes int) {
 }
 
 // kLoop emits the k loop, unrolled four times, around body(step), which
-// addresses A with rowAddr(r, step) and B with bAddr(step, disp).
+// addresses A with rowAddr(r, step) (or aStep*step from AX) and B with
+// bAddr(step, disp). A advances aStep bytes per step from AX, and from R8
+// too with r8 (the second base of rowAddr, for more than 7 rows).
 //
 // With pfB, R13 is a second pointer into B, advanced like BX.
-func (g *gen) kLoop(mr int, pfB bool, body func(step int)) {
+func (g *gen) kLoop(aStep int, r8, pfB bool, body func(step int)) {
 	g.p("\tMOVQ R12, CX")
 	g.p("\tSHRQ $2, CX")
 	g.p("\tJZ tail")
@@ -151,9 +160,9 @@ func (g *gen) kLoop(mr int, pfB bool, body func(step int)) {
 	for s := 0; s < 4; s++ {
 		body(s)
 	}
-	g.p("\tADDQ $16, AX")
-	if mr > 7 {
-		g.p("\tADDQ $16, R8")
+	g.p("\tADDQ $%d, AX", 4*aStep)
+	if r8 {
+		g.p("\tADDQ $%d, R8", 4*aStep)
 	}
 	g.p("\tLEAQ (BX)(DX*4), BX")
 	if pfB {
@@ -167,9 +176,9 @@ func (g *gen) kLoop(mr int, pfB bool, body func(step int)) {
 	g.p("\tJZ store")
 	g.p("tailloop:")
 	body(0)
-	g.p("\tADDQ $4, AX")
-	if mr > 7 {
-		g.p("\tADDQ $4, R8")
+	g.p("\tADDQ $%d, AX", aStep)
+	if r8 {
+		g.p("\tADDQ $%d, R8", aStep)
 	}
 	g.p("\tADDQ DX, BX")
 	if pfB {
@@ -229,7 +238,7 @@ func (g *gen) avx512Kernel(mr, nv, pfB, pfA int, bf16 bool) {
 	}
 	g.p("// func %s(%s)", name, kernelArgs)
 	g.p("TEXT ·%s(SB), NOSPLIT, %s", name, kernelFrame)
-	g.loadKernelArgs(mr, nr*4)
+	g.loadKernelArgs(mr, nr*4, true)
 	if pfB > 0 {
 		g.p("\tIMUL3Q $%d, DX, R13", pfB)
 		g.p("\tADDQ BX, R13")
@@ -237,7 +246,7 @@ func (g *gen) avx512Kernel(mr, nv, pfB, pfA int, bf16 bool) {
 	for i := 0; i < nacc; i++ {
 		g.p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
-	g.kLoop(mr, pfB > 0, func(s int) {
+	g.kLoop(4, mr > 7, pfB > 0, func(s int) {
 		if pfA > 0 && s == 0 {
 			for r := 0; r < mr; r++ {
 				g.p("\tPREFETCHT0 %s", rowAddr(r, pfA/4))
@@ -315,6 +324,157 @@ func (g *gen) avx512Kernel(mr, nv, pfB, pfA int, bf16 bool) {
 	g.p("\tRET")
 }
 
+// mvecCols is the width of the tile of the kernels vectorised along m:
+// every spatial size of Res2Net at its 224x224 crop is a multiple of 7
+// (224 = 32*7), so its products have no partial tile.
+const mvecCols = 7
+
+// mvecPFA is how far ahead the m-vector kernels prefetch A, in bytes.
+const mvecPFA = 1024
+
+// mvecKernel emits kernelMVec_<16*groups>x7, a kernel vectorised along m
+// for narrow products, where vectors along n would be partly empty: it
+// holds 16*groups rows x 7 columns of C in 7*groups accumulators, each 16
+// consecutive rows of one column. Per k step it loads groups vectors of A,
+// packed m-interleaved (16*groups values per step; lda is not read), and
+// multiplies them by the 7 values of B's row, each broadcast from memory by
+// the FMA itself ({1to16}), which leaves the registers to 28 accumulators
+// and 4 vectors of A for 4 groups.
+//
+// B is read in place, all 7 columns (the caller pads a partial tile). The
+// tile's accumulators hold columns of C, whose rows are ldc apart, so the
+// epilogue gathers the residual (and C, with flagAccumulate) and scatters
+// the result along precomputed row offsets, under a mask of the first mr
+// rows and of the columns in mask: a few hundred cycles per tile, small
+// against a k loop of 28 FMAs per step when k is in the hundreds.
+func (g *gen) mvecKernel(groups int) {
+	nacc := mvecCols * groups
+	acc := func(gr, c int) string { return fmt.Sprintf("Z%d", c*groups+gr) }
+	areg := func(gr int) string { return fmt.Sprintf("Z%d", nacc+gr) }
+	rowMask := func(gr int) string { return fmt.Sprintf("K%d", gr+2) }
+	name := fmt.Sprintf("kernelMVec_%dx%d", 16*groups, mvecCols)
+	g.p("")
+	g.p("// func %s(%s)", name, kernelArgs)
+	g.p("TEXT ·%s(SB), NOSPLIT, %s", name, kernelFrame)
+	g.loadKernelArgs(16*groups, 4*mvecCols, false)
+	for i := range nacc {
+		g.p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
+	}
+	aStep := 64 * groups
+	g.kLoop(aStep, false, false, func(s int) {
+		if s == 0 {
+			for off := 0; off < 4*aStep; off += 64 {
+				g.p("\tPREFETCHT0 %d(AX)", mvecPFA+off)
+			}
+		}
+		for gr := range groups {
+			g.p("\tVMOVUPS %s(AX), %s", dispStr(s*aStep+64*gr), areg(gr))
+		}
+		for c := range mvecCols {
+			for gr := range groups {
+				g.p("\tVFMADD231PS.BCST %s, %s, %s", bAddr(s, 4*c), areg(gr), acc(gr, c))
+			}
+		}
+	})
+	// The vectors of A are free now: the row offsets of C and of the
+	// residual, zero and a temporary take their place (and the ones
+	// after them, with fewer groups).
+	idxC, idxR, zero, tmp := areg(0), areg(1), areg(2), areg(3)
+	g.p("\tMOVQ mr+56(FP), CX")
+	g.p("\tSUBQ $%d, CX", 16*(groups-1))
+	g.p("\tMOVL $1, SI")
+	g.p("\tSHLL CX, SI")
+	g.p("\tDECL SI")
+	for gr := range groups - 1 {
+		g.p("\tKXNORW %s, %s, %s", rowMask(gr), rowMask(gr), rowMask(gr))
+	}
+	g.p("\tKMOVW SI, %s", rowMask(groups-1))
+	g.p("\tVPBROADCASTD ldc+48(FP), %s", idxC)
+	g.p("\tVPMULLD mvecLanes<>(SB), %s, %s", idxC, idxC)
+	g.p("\tVPBROADCASTD ldr+96(FP), %s", idxR)
+	g.p("\tVPMULLD mvecLanes<>(SB), %s, %s", idxR, idxR)
+	g.p("\tVPXORD %s, %s, %s", zero, zero, zero)
+	// One base register per group of 16 rows, of C and of the residual.
+	cBase, rBase := []string{"R12", "R13", "AX", "BX"}, []string{"R10", "R11", "CX", "DI"}
+	bases := func(first, arg, ld string, regs []string) {
+		g.p("\tMOVQ %s, %s", arg, first)
+		g.p("\tMOVQ %s, SI", ld)
+		g.p("\tSHLQ $6, SI") // 16 rows of 4 bytes
+		for gr := 1; gr < groups; gr++ {
+			g.p("\tLEAQ (%s)(SI*1), %s", regs[gr-1], regs[gr])
+		}
+	}
+	bases(cBase[0], "c+40(FP)", "ldc+48(FP)", cBase)
+	bases(rBase[0], "res+88(FP)", "ldr+96(FP)", rBase)
+	g.p("\tMOVQ flags+72(FP), R8")
+	g.p("\tMOVQ bias+80(FP), R9")
+	g.p("\tMOVQ mask+64(FP), DX")
+	// columns emits each(gr, c) for the tile's columns, column 0 always,
+	// the others while their bit is set in mask, else jumping to label.
+	columns := func(label string, each func(gr, c int)) {
+		for c := range mvecCols {
+			if c > 0 {
+				g.p("\tTESTQ $%d, DX", 1<<c)
+				g.p("\tJZ %s", label)
+			}
+			for gr := range groups {
+				each(gr, c)
+			}
+		}
+	}
+	// unless emits body, skipped to label when the TESTQ of test is zero.
+	unless := func(test, label string, body func()) {
+		g.p("\tTESTQ %s", test)
+		g.p("\tJZ %s", label)
+		body()
+		g.p("%s:", label)
+	}
+	// gather adds the lanes of column c of group gr at base to its
+	// accumulator; the masked lanes of tmp are zeroed first, which also
+	// keeps each gather from waiting for the last one's tmp.
+	gather := func(base []string, idx string) func(gr, c int) {
+		return func(gr, c int) {
+			g.p("\tVPXORD %s, %s, %s", tmp, tmp, tmp)
+			g.p("\tKMOVW %s, K1", rowMask(gr))
+			g.p("\tVGATHERDPS %s(%s)(%s*4), K1, %s", dispStr(4*c), base[gr], idx, tmp)
+			g.p("\tVADDPS %s, %s, %s", tmp, acc(gr, c), acc(gr, c))
+		}
+	}
+	unless("$1, R8", "noacc", func() { columns("noacc", gather(cBase, idxC)) })
+	unless("R9, R9", "nobias", func() {
+		for gr := range groups {
+			g.p("\tVMOVUPS.Z %s(R9), %s, %s", dispStr(64*gr), rowMask(gr), tmp)
+			for c := range mvecCols {
+				g.p("\tVADDPS %s, %s, %s", tmp, acc(gr, c), acc(gr, c))
+			}
+		}
+	})
+	unless("R10, R10", "nores", func() { columns("nores", gather(rBase, idxR)) })
+	unless("$2, R8", "norelu", func() {
+		for i := range nacc {
+			g.p("\tVMAXPS Z%d, %s, Z%d", i, zero, i)
+		}
+	})
+	columns("done", func(gr, c int) {
+		g.p("\tKMOVW %s, K1", rowMask(gr))
+		g.p("\tVSCATTERDPS %s, K1, %s(%s)(%s*4)", acc(gr, c), dispStr(4*c), cBase[gr], idxC)
+	})
+	g.p("done:")
+	g.p("\tVZEROUPPER")
+	g.p("\tRET")
+}
+
+// mvecLaneTable emits the lane numbers 0..15, which the m-vector kernels
+// multiply by a leading dimension for the row offsets of their gathers
+// and scatters.
+func (g *gen) mvecLaneTable() {
+	g.p("")
+	for j := range 16 {
+		g.p("DATA mvecLanes<>+%d(SB)/4, $%d", 4*j, j)
+	}
+	g.p("GLOBL mvecLanes<>(SB), RODATA|NOPTR, $64")
+}
+
 // avx2Kernel emits kernelAVX2_<mr>x<8*nv>. Column masks are vectors built
 // from the mask bits with the avx2MaskBits table and used by VMASKMOVPS.
 func (g *gen) avx2Kernel(mr, nv int) {
@@ -329,11 +489,11 @@ func (g *gen) avx2Kernel(mr, nv int) {
 	g.p("")
 	g.p("// func kernelAVX2_%dx%d(%s)", mr, nr, kernelArgs)
 	g.p("TEXT ·kernelAVX2_%dx%d(SB), NOSPLIT, %s", mr, nr, kernelFrame)
-	g.loadKernelArgs(mr, nr*4)
+	g.loadKernelArgs(mr, nr*4, true)
 	for i := 0; i < nacc; i++ {
 		g.p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
 	}
-	g.kLoop(mr, false, func(s int) {
+	g.kLoop(4, mr > 7, false, func(s int) {
 		for v := 0; v < nv; v++ {
 			g.p("\tVMOVUPS %s, %s", bAddr(s, v*32), breg(v))
 		}

@@ -48,6 +48,11 @@ type kernel struct {
 	// transposed, given the number of full panels, the width of the
 	// partial one and its row length.
 	packB func(dst, b *float32, ldb, kc, full, rem, lastNR int)
+	// mvec, when not nil, makes this a kernel vectorised along m (see
+	// blockMVec): mvec[g-1] computes tiles of g groups of 16 rows and
+	// nr columns from a PackedA in the m-vector layout, and run, half,
+	// small and packB are unused.
+	mvec []kernelFunc
 	// bf16 kernels read A and B as bfloat16 pairs: each 32-bit value
 	// holds two consecutive k steps, the first in its lower half, and
 	// their k argument counts pairs. Their packB rounds B, and their A

@@ -20,6 +20,23 @@ func kernelAVX512_6x64(k int, a *float32, lda int, b *float32, ldb int, c *float
 //go:noescape
 func kernelAVX512_13x16(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
 
+// The m-vector kernels for 1 to 4 groups of 16 rows by mvecCols columns
+// (see mvecKernel in gen_kernels.go): a is a panel of A in the m-vector
+// layout, lda is not read, and mask holds the tile's columns, all of which
+// are read from b.
+
+//go:noescape
+func kernelMVec_16x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVec_32x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVec_48x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVec_64x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
 // The bfloat16 kernels: the same arguments on pairs (see avx512Kernel in
 // gen_kernels.go), k counting pairs.
 
@@ -93,6 +110,24 @@ var bf16Small = &kernel{
 
 // avx2 holds 6x16 of C in 12 ymm registers, the classic Haswell shape.
 var avx2 = &kernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256, run: kernelAVX2_6x16, packB: packBAVX2_16}
+
+// avx512MVec is the kernel vectorised along m, for a PackedA in the
+// m-vector layout: tiles of 64 rows (4 vectors) by 7 columns in 28 zmm
+// registers, so that products as narrow as the 7x7 layers' (n = 49) fill
+// every lane, where avx512Small computes 64 columns for 49.
+var avx512MVec = &kernel{
+	name: "avx512-64x7m", mr: mvecRows, nr: mvecCols,
+	mvec: []kernelFunc{kernelMVec_16x7, kernelMVec_32x7, kernelMVec_48x7, kernelMVec_64x7},
+}
+
+// bestMVec is the kernel of PackedA in the m-vector layout, or nil when
+// this CPU has none (then PackWith never makes that layout).
+var bestMVec = func() *kernel {
+	if cpu.X86.HasAVX512F {
+		return avx512MVec
+	}
+	return nil
+}()
 
 // kernels lists the kernels this CPU can run, fastest first.
 var kernels = func() []*kernel {

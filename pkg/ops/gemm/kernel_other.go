@@ -10,3 +10,6 @@ var best = generic
 
 // bestBF16 is nil: BF16 products need the amd64 kernels.
 var bestBF16 *kernel
+
+// bestMVec is nil: the m-vector layout needs the amd64 kernels.
+var bestMVec *kernel

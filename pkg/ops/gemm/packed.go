@@ -7,18 +7,38 @@ import "fmt"
 // which for the narrow products of the late layers (n = 49 or 196) costs
 // a large share of the multiply.
 //
-// The layout is the one Fused packs into per call, for all of A at once:
-// k is cut into the slices the kernel works in, and slice pk holds every
-// row of A, kc values each, ld apart. Any mr rows from a multiple of mr
-// therefore form a ready panel for a kernel with mr rows, whichever of
-// this CPU's kernels a product picks; the rows past m are zeros.
+// The default layout is the one Fused packs into per call, for all of A
+// at once: k is cut into the slices the kernel works in, and slice pk
+// holds every row of A, kc values each, ld apart. Any mr rows from a
+// multiple of mr therefore form a ready panel for a kernel with mr rows,
+// whichever of this CPU's kernels a product picks; the rows past m are
+// zeros. The m-vector layout, for narrow products (see PackOptions), is
+// described at packMVec.
 type PackedA struct {
 	m, k   int
-	prec   Precision
-	rows   int // m rounded up to whole panels of every kernel that may read them
-	kc, nk int // depth and count of the k slices
-	ld     int // row stride within a slice, in 32-bit values
+	kn     *kernel // the kernel the layout is for: it fixes the layout and the precision
+	rows   int     // m rounded up to whole panels of every kernel that may read them
+	kc, nk int     // depth and count of the k slices
+	ld     int     // row stride within a slice, in 32-bit values
 	data   []float32
+}
+
+// PackOptions are what PackWith and PackedFromValues choose the layout of
+// a packed matrix from, besides its shape.
+type PackOptions struct {
+	// Precision is the arithmetic of the products. BF16 falls back to
+	// FP32 on a CPU without HasBF16; PackedA.Precision says which a
+	// matrix got.
+	Precision Precision
+	// Columns is the typical width n of the products the matrix will be
+	// used for, per image (for a conv's weights, its output positions at
+	// the input size the network is usually run at), or 0 when unknown.
+	// It only selects the layout, and with it the kernels: products of
+	// any width are exact with either. FP32 matrices for products of
+	// certain widths (see mvecColumns) get the m-vector layout, whose
+	// kernels fill every vector lane however narrow the product; the
+	// others, and BF16 matrices, get the default layout.
+	Columns int
 }
 
 // PackA packs the m x k row-major matrix a (leading dimension lda) for
@@ -33,21 +53,45 @@ func PackA(m, k int, a []float32, lda int) *PackedA {
 // back to FP32 on a CPU without HasBF16; the result's Precision says which
 // it got.
 func PackAPrecision(prec Precision, m, k int, a []float32, lda int) *PackedA {
+	return PackWith(PackOptions{Precision: prec}, m, k, a, lda)
+}
+
+// PackWith is PackA in the layout that opts select.
+func PackWith(opts PackOptions, m, k int, a []float32, lda int) *PackedA {
 	checkMatrix("A", m, k, a, lda)
-	if prec == BF16 && bestBF16 != nil {
-		return packA(bestBF16, m, k, a, lda)
+	return packA(opts.kernel(), m, k, a, lda)
+}
+
+// kernel returns the kernel of the products of a matrix packed with o,
+// which fixes its layout.
+func (o PackOptions) kernel() *kernel {
+	switch {
+	case o.Precision == BF16 && bestBF16 != nil:
+		return bestBF16
+	case bestMVec != nil && mvecColumns(o.Columns):
+		return bestMVec
 	}
-	return packA(best, m, k, a, lda)
+	return best
 }
 
 // Precision returns the precision of p's products.
-func (p *PackedA) Precision() Precision { return p.prec }
+func (p *PackedA) Precision() Precision {
+	if p.kn.bf16 {
+		return BF16
+	}
+	return FP32
+}
 
 // packA packs a for kn and, if it has one, kn.small: as float32 values, or
-// for bf16 kernels as bfloat16 pairs (see packPairs).
+// for bf16 kernels as bfloat16 pairs (see packPairs); for an m-vector
+// kernel in the m-vector layout (packMVec).
 func packA(kn *kernel, m, k int, a []float32, lda int) *PackedA {
 	p := layoutA(kn, m, k)
 	p.data = make([]float32, p.size())
+	if kn.mvec != nil {
+		p.packMVec(a, lda)
+		return p
+	}
 	src := problem{a: a, lda: lda, alpha: 1}
 	for pk := range p.nk {
 		pc := pk * p.kc
@@ -67,6 +111,9 @@ func packA(kn *kernel, m, k int, a []float32, lda int) *PackedA {
 // layoutA returns the layout of an m x k matrix packed for kn, without
 // its values.
 func layoutA(kn *kernel, m, k int) *PackedA {
+	if kn.mvec != nil {
+		return layoutMVec(kn, m, k)
+	}
 	rows := roundUp(m, kn.mr)
 	if kn.small != nil {
 		rows = max(rows, roundUp(m, kn.small.mr))
@@ -79,11 +126,7 @@ func layoutA(kn *kernel, m, k int) *PackedA {
 	// The extra cache line keeps power-of-two depths from mapping every
 	// row of a panel to the same L1 sets, as in newPlan.
 	ld := roundUp(kn.rows(kc), 16) + 16
-	p := &PackedA{m: m, k: k, rows: rows, kc: kc, nk: nk, ld: ld}
-	if kn.bf16 {
-		p.prec = BF16
-	}
-	return p
+	return &PackedA{m: m, k: k, kn: kn, rows: rows, kc: kc, nk: nk, ld: ld}
 }
 
 // size is the number of 32-bit values of p's layout.
