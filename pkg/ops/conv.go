@@ -1,7 +1,9 @@
 package ops
 
 import (
+	"math/bits"
 	"sync"
+	"sync/atomic"
 
 	"github.com/res2net/res2net/pkg/ops/gemm"
 )
@@ -136,123 +138,236 @@ type Exec struct {
 // dst, so the im2col buffer holds one image. The im2col rows of group g
 // are the rows its GEMM reads (rows follow input channels), so a grouped
 // conv is one im2col and a GEMM per group over consecutive row ranges.
+// A wide im2col is cut into column blocks (see colBlocks), each written
+// and multiplied before the next.
 func (c *Conv2d) Forward(dst, src []float32, n, h, w int, residual []float32, ex Exec) {
 	oh, ow := c.OutSize(h, w)
 	hw, ohw := h*w, oh*ow
-	cols := n * ohw // the width of dst and residual
-	groups, k := c.groups(), c.groupK()
-	rows := c.OutC / groups // output channels per group
 	imgs := c.imagesPerProduct(n, oh, ow)
 	width := imgs * ohw
 	for i := 0; i < n; i += imgs {
 		// Image i starts i planes into every channel of src, dst and residual.
-		b, ldb := src[i*hw:], n*hw
-		if !c.direct() {
-			b, ldb = ex.Col[:groups*k*width], width
-			j := im2colJobs.Get().(*im2colJob)
-			*j = im2colJob{c: c, col: b, src: src[i*hw:], n: imgs, ld: n * hw, h: h, w: w, oh: oh, ow: ow}
+		p := convPasses.Get().(*convPass)
+		*p = convPass{c: c, src: src[i*hw:], dst: dst[i*ohw:], n: imgs, ld: n * hw,
+			h: h, w: w, oh: oh, ow: ow, cols: n * ohw}
+		if residual != nil {
+			p.residual = residual[i*ohw:]
+		}
+		switch {
+		case c.direct():
+			p.multiply(p.src, p.ld, 0, imgs*oh, ex.Threads)
+		default:
+			col := ex.Col[:c.InC*c.Kernel*c.Kernel*width]
 			if c.phased() {
-				j.phases = ex.Col[groups*k*width:][:c.InC*imgs*hw]
+				p.phases = ex.Col[len(col):][:c.InC*imgs*hw]
 			}
-			gemm.Parallel(ex.Threads, c.InC, j)
-			*j = im2colJob{}
-			im2colJobs.Put(j)
+			p.col = col
+			p.run(ex.Threads)
 		}
-		// B rows per group: a direct conv reads input channels, an im2col its rows.
-		bRows := k
-		if c.direct() {
-			bRows = c.InC / groups
-		}
-		for g := range groups {
-			ep := gemm.Epilogue{ReLU: c.ReLU}
-			if c.Bias != nil {
-				ep.Bias = c.Bias[g*rows:]
-			}
-			if residual != nil {
-				ep.Residual, ep.LDR = residual[g*rows*cols+i*ohw:], cols
-			}
-			bg, cg := b[g*bRows*ldb:], dst[g*rows*cols+i*ohw:]
-			if c.packed != nil {
-				c.packed[g].MulThreads(ex.Threads, width, bg, ldb, cg, cols, ep)
-			} else {
-				gemm.FusedThreads(ex.Threads, rows, width, k, c.Weight[g*rows*k:(g+1)*rows*k], k, bg, ldb, cg, cols, ep)
-			}
-		}
+		*p = convPass{}
+		convPasses.Put(p)
 	}
 }
 
-// im2colJob is im2col of c's input split over channels for gemm.Parallel:
-// channel ci's rows start ci*Kernel*Kernel rows into col, and when c is
-// phased its images' phases start ci*n*h*w values into phases.
-type im2colJob struct {
+// convPass is one product of Forward: the conv, its images and its
+// scratch, shared by the jobs that gemm.Parallel runs over channels or
+// column blocks.
+type convPass struct {
 	c                   *Conv2d
-	col, src, phases    []float32
-	n, ld, h, w, oh, ow int
+	src, dst, residual  []float32 // from the pass's first image on
+	col, phases         []float32 // im2col matrix and stride-2 phases (see phased)
+	n, ld, h, w, oh, ow int       // images, src's channel stride, input and output size
+	cols                int       // dst's and residual's row length: all of Forward's images
+	blockRows, blocks   int       // column blocks of blockRows output rows (see colBlocks)
+	slots               slots     // of the im2col scratch, one per block job running
 }
 
-// im2colJobs recycles jobs, so that Forward allocates nothing.
-var im2colJobs = sync.Pool{New: func() any { return new(im2colJob) }}
+// convPasses recycles passes, so that Forward allocates nothing.
+var convPasses = sync.Pool{New: func() any { return new(convPass) }}
 
-func (j *im2colJob) Run(lo, hi int) {
-	k := j.c.Kernel
-	col, src := j.col[lo*k*k*j.n*j.oh*j.ow:], j.src[lo*j.ld:]
-	if j.phases != nil {
-		im2colPhased(col, src, j.phases[lo*j.n*j.h*j.w:], hi-lo, j.n, j.ld, j.h, j.w, k, j.c.Pad, j.oh, j.ow)
+// An im2col block should fit in half of a 1 MiB L2 with the weights and
+// output it meets there, and be at least minBlockCols wide so that its
+// product keeps the kernels' tiles full. Blocks pay when the whole im2col
+// matrix would not stay in L2 between being written and being read.
+const (
+	blockBytes   = 512 << 10
+	minBlockCols = 512
+)
+
+// colBlocks returns how p's im2col is cut for threads goroutines: into
+// blocks of whole output rows (of all the pass's images, counted
+// together), as even as possible and, when there is more than one, a
+// multiple of threads in number, since each runs on one thread; one block
+// means no cut.
+func (p *convPass) colBlocks(threads int) (rows, blocks int) {
+	total := p.n * p.oh
+	depth := p.c.InC * p.c.Kernel * p.c.Kernel
+	rows = max(blockBytes/(4*depth*p.ow), (minBlockCols+p.ow-1)/p.ow, 1)
+	blocks = max(total/rows, 1)
+	if blocks > 1 {
+		blocks = min(roundUp(blocks, threads), total)
+	}
+	rows = (total + blocks - 1) / blocks
+	return rows, (total + rows - 1) / rows
+}
+
+// roundUp rounds n up to a multiple of align.
+func roundUp(n, align int) int { return (n + align - 1) / align * align }
+
+// run lowers and multiplies the pass: as one im2col over all channels, then
+// one product on all threads, or block by block, each on one thread.
+func (p *convPass) run(threads int) {
+	if threads < 1 {
+		threads = gemm.Threads()
+	}
+	p.blockRows, p.blocks = p.colBlocks(threads)
+	if p.blocks == 1 {
+		gemm.Parallel(threads, p.c.InC, (*lowerChannels)(p))
+		p.multiply(p.col, p.n*p.oh*p.ow, 0, p.n*p.oh, threads)
 		return
 	}
-	im2col(col, src, hi-lo, j.n, j.ld, j.h, j.w, k, j.c.Stride, j.c.Pad, j.oh, j.ow)
+	if p.phases != nil {
+		gemm.Parallel(threads, p.c.InC, (*splitChannels)(p))
+	}
+	gemm.Parallel(threads, p.blocks, (*lowerBlocks)(p))
 }
 
-// im2col writes the receptive fields of n images of c channels of h x w
-// pixels in src, channel ci of image img at ci*ld+img*h*w, as the columns
-// of col, a (c*k*k) x (n*oh*ow) matrix: row (ci*k+ky)*k+kx holds input
-// pixel (ci, img, oy*stride-pad+ky, ox*stride-pad+kx) for every image and
-// output pixel (img, oy, ox), or zero where that falls in the padding. The
-// row order is the order of PyTorch's weight layout, so the weights serve
-// as the GEMM's A unchanged. With k == 1 and no padding this is plain
-// subsampling.
-func im2col(col, src []float32, c, n, ld, h, w, k, stride, pad, oh, ow int) {
-	same := stride == 1 && oh == h && ow == w
-	i := 0
-	for ci := range c {
-		for ky := range k {
-			for kx := range k {
-				for img := range n {
-					plane := src[ci*ld+img*h*w:][:h*w]
-					row := col[i : i+oh*ow]
-					i += oh * ow
-					if same {
-						shifted(row, plane, w, ky-pad, kx-pad)
-					} else {
-						gather(row, plane, h, w, ky-pad, kx-pad, stride, oh, ow)
+// lowerChannels, splitChannels and lowerBlocks are a pass's jobs for
+// gemm.Parallel: the whole im2col over a range of channels, the stride-2
+// phases of a range of channels, and a range of column blocks, each
+// lowered and multiplied.
+type (
+	lowerChannels convPass
+	splitChannels convPass
+	lowerBlocks   convPass
+)
+
+func (j *lowerChannels) Run(lo, hi int) {
+	p := (*convPass)(j)
+	p.split(lo, hi)
+	p.lower(p.col, p.n*p.oh*p.ow, lo, hi, 0, p.n*p.oh)
+}
+
+func (j *splitChannels) Run(lo, hi int) { (*convPass)(j).split(lo, hi) }
+
+func (j *lowerBlocks) Run(lo, hi int) {
+	p := (*convPass)(j)
+	depth := p.c.InC * p.c.Kernel * p.c.Kernel
+	// A slot of scratch of its own while it runs, the same for all its
+	// blocks, so that each block is written where the last one was, in L2.
+	slot := p.slots.claim()
+	defer p.slots.release(slot)
+	col := p.col[slot*depth*p.blockRows*p.ow:]
+	for b := lo; b < hi; b++ {
+		r0 := b * p.blockRows
+		r1 := min(r0+p.blockRows, p.n*p.oh)
+		width := (r1 - r0) * p.ow
+		p.lower(col[:depth*width], width, 0, p.c.InC, r0, r1)
+		p.multiply(col[:depth*width], width, r0, r1, 1)
+	}
+}
+
+// slots hands out the scratch slots of concurrent jobs: bit i set means
+// slot i is in use. There are never more jobs at a time than threads,
+// and blocks are at least as many as threads, so a slot is always free
+// and every slot lies within the im2col scratch.
+type slots struct{ used atomic.Uint64 }
+
+// claim takes the lowest free slot.
+func (s *slots) claim() int {
+	for {
+		used := s.used.Load()
+		i := bits.TrailingZeros64(^used)
+		if s.used.CompareAndSwap(used, used|1<<i) {
+			return i
+		}
+	}
+}
+
+// release frees slot i.
+func (s *slots) release(i int) { s.used.And(^(uint64(1) << i)) }
+
+// multiply computes output rows [r0, r1) of the pass (whole output rows
+// of its images, counted together) from b, its GEMM operand for those
+// rows: each group's rows of b, ldb apart, on up to threads goroutines.
+func (p *convPass) multiply(b []float32, ldb, r0, r1, threads int) {
+	c := p.c
+	groups, k := c.groups(), c.groupK()
+	rows := c.OutC / groups // output channels per group
+	bRows := k              // B rows per group: an im2col's rows, or a direct conv's input channels
+	if c.direct() {
+		bRows = c.InC / groups
+	}
+	width, off := (r1-r0)*p.ow, r0*p.ow
+	for g := range groups {
+		ep := gemm.Epilogue{ReLU: c.ReLU}
+		if c.Bias != nil {
+			ep.Bias = c.Bias[g*rows:]
+		}
+		if p.residual != nil {
+			ep.Residual, ep.LDR = p.residual[g*rows*p.cols+off:], p.cols
+		}
+		bg, cg := b[g*bRows*ldb:], p.dst[g*rows*p.cols+off:]
+		if c.packed != nil {
+			c.packed[g].MulThreads(threads, width, bg, ldb, cg, p.cols, ep)
+		} else {
+			gemm.FusedThreads(threads, rows, width, k, c.Weight[g*rows*k:(g+1)*rows*k], k, bg, ldb, cg, p.cols, ep)
+		}
+	}
+}
+
+// split writes the stride-2 phases of channels [c0, c1) of every image
+// of a phased pass (see phased) into p.phases, h*w values per channel and
+// image; it does nothing for other passes.
+func (p *convPass) split(c0, c1 int) {
+	if p.phases == nil {
+		return
+	}
+	hw := p.h * p.w
+	for ci := c0; ci < c1; ci++ {
+		for img := range p.n {
+			splitPhases(p.phases[(ci*p.n+img)*hw:][:hw], p.src[ci*p.ld+img*hw:][:hw], p.h, p.w)
+		}
+	}
+}
+
+// lower writes the im2col rows of channels [c0, c1) for output rows
+// [r0, r1) into col, whose rows are ld values apart: row (ci*k+ky)*k+kx
+// holds input pixel (ci, img, oy*stride-pad+ky, ox*stride-pad+kx) for
+// output pixel (img, oy, ox), output row r being image r/oh's row r%oh, or
+// zero where that falls in the padding. The row order is PyTorch's weight
+// layout, so the weights serve as the GEMM's A unchanged. With k == 1 and
+// no padding this is plain subsampling. A phased pass reads its phases,
+// which split must have written.
+func (p *convPass) lower(col []float32, ld, c0, c1, r0, r1 int) {
+	k, pad, stride := p.c.Kernel, p.c.Pad, p.c.Stride
+	hw := p.h * p.w
+	same := stride == 1 && p.oh == p.h && p.ow == p.w
+	for ci := c0; ci < c1; ci++ {
+		for r := r0; r < r1; {
+			img, oy := r/p.oh, r%p.oh
+			rows := min(p.oh-oy, r1-r) // output rows of this image
+			plane := p.src[ci*p.ld+img*hw:][:hw]
+			for ky := range k {
+				dy := ky - pad
+				for kx := range k {
+					dx := kx - pad
+					row := col[((ci*k+ky)*k+kx)*ld+(r-r0)*p.ow:][:rows*p.ow]
+					switch {
+					case p.phases != nil:
+						// The tap reads one phase, shifted by half its offset.
+						py, px := dy&1, dx&1 // parities, also of negative offsets
+						at, ph, pw := phaseOf(p.h, p.w, py, px)
+						phase := p.phases[(ci*p.n+img)*hw+at:][:ph*pw]
+						gather(row, phase, ph, pw, oy, (dy-py)/2, (dx-px)/2, 1, p.ow)
+					case same:
+						shifted(row, plane, p.w, oy, dy, dx)
+					default:
+						gather(row, plane, p.h, p.w, oy, dy, dx, stride, p.ow)
 					}
 				}
 			}
-		}
-	}
-}
-
-// im2colPhased is im2col for stride 2, through scratch: each input plane
-// is first split into its four phases (see splitPhases) in scratch (h*w
-// values per channel and image), and the row of tap (ky, kx) is then the
-// phase of that tap's parities shifted by half its offset.
-func im2colPhased(col, src, scratch []float32, c, n, ld, h, w, k, pad, oh, ow int) {
-	size := oh * ow
-	for ci := range c {
-		for img := range n {
-			phases := scratch[(ci*n+img)*h*w:][:h*w]
-			splitPhases(phases, src[ci*ld+img*h*w:][:h*w], h, w)
-			for ky := range k {
-				dy := ky - pad
-				py := dy & 1 // the parity of the input rows, also for negative dy
-				for kx := range k {
-					dx := kx - pad
-					px := dx & 1
-					at, ph, pw := phaseOf(h, w, py, px)
-					row := col[((ci*k+ky)*k+kx)*n*size+img*size:][:size]
-					gather(row, phases[at:at+ph*pw], ph, pw, (dy-py)/2, (dx-px)/2, 1, oh, ow)
-				}
-			}
+			r += rows
 		}
 	}
 }
@@ -291,15 +406,16 @@ func phaseOf(h, w, py, px int) (at, ph, pw int) {
 	return at, ph, pw
 }
 
-// shifted fills row (h*w values) with plane shifted by dy rows and dx
-// columns, zero where the source is outside the image: one im2col row of a
-// stride-1 conv whose output is as large as its input, such as the 3x3
-// convs of the multi-scale unit. In row-major order the shift is a single
-// offset, so it is one copy plus zeroing the columns that wrapped around.
-func shifted(row, plane []float32, w, dy, dx int) {
+// shifted fills row (whole output rows from oy0 on, w values each) with
+// plane shifted by dy rows and dx columns, zero where the source is outside
+// the image: im2col rows of a stride-1 conv whose output is as large as
+// its input, such as the 3x3 convs of the multi-scale unit. In row-major
+// order the shift is a single offset, so it is one copy plus zeroing the
+// columns that wrapped around.
+func shifted(row, plane []float32, w, oy0, dy, dx int) {
 	n := len(row)
-	d := dy*w + dx // row[j] = plane[j+d]
-	lo, hi := max(0, -d), min(n, n-d)
+	d := (oy0+dy)*w + dx // row[j] = plane[j+d]
+	lo, hi := max(0, -d), min(n, len(plane)-d)
 	if hi <= lo {
 		clear(row)
 		return
@@ -319,15 +435,15 @@ func shifted(row, plane []float32, w, dy, dx int) {
 	}
 }
 
-// gather fills row (oh*ow values) with the input pixels at
-// (oy*stride+dy, ox*stride+dx), zero outside the image: one im2col row in
-// the general case.
-func gather(row, plane []float32, h, w, dy, dx, stride, oh, ow int) {
+// gather fills row (whole output rows from oy0 on, ow values each) with
+// the input pixels at (oy*stride+dy, ox*stride+dx), zero outside the
+// image: im2col rows in the general case.
+func gather(row, plane []float32, h, w, oy0, dy, dx, stride, ow int) {
 	// Output columns [lo, hi) read inside the image; the rest is padding.
 	lo, hi := inside(ow, w, dx, stride)
-	for oy := range oh {
-		out := row[oy*ow : (oy+1)*ow]
-		iy := oy*stride + dy
+	for r := range len(row) / ow {
+		out := row[r*ow : (r+1)*ow]
+		iy := (oy0+r)*stride + dy
 		if iy < 0 || iy >= h {
 			clear(out)
 			continue

@@ -33,6 +33,11 @@ func TestConv2dMatchesReference(t *testing.T) {
 		// Images wide enough (65x64 and 64x65 outputs) to run one by one.
 		{n: 3, inC: 3, outC: 4, h: 130, w: 127, k: 7, stride: 2, pad: 3, bias: true, relu: true, residual: true, threads: 2},
 		{n: 2, inC: 2, outC: 3, h: 64, w: 65, k: 3, stride: 1, pad: 1, residual: true, threads: 1},
+		// Wide enough for column blocks (see colBlocks): one image at a
+		// time, and blocks that span two images of a batch.
+		{n: 2, inC: 16, outC: 5, h: 70, w: 64, k: 3, stride: 1, pad: 1, bias: true, relu: true, residual: true, threads: 2},
+		{n: 3, inC: 20, outC: 6, h: 30, w: 40, k: 3, stride: 1, pad: 1, residual: true, threads: 2},
+		{n: 3, inC: 20, outC: 6, h: 30, w: 40, k: 3, stride: 1, pad: 1, bias: true, threads: 1},
 		// Grouped: Res2NeXt's 8 groups of 4 channels, at both strides; a
 		// grouped 1x1 (direct and strided) and groups of unequal in and out.
 		{n: 2, inC: 32, outC: 32, h: 9, w: 8, k: 3, stride: 1, pad: 1, groups: 8, bias: true, relu: true},
@@ -179,43 +184,82 @@ func TestInside(t *testing.T) {
 }
 
 // benchConv times one image through conv, reporting the GEMM rate.
-func benchConv(b *testing.B, conv Conv2d, h, w int) {
+// benchConv times conv (random weights, packed as the network packs
+// them) on a batch of n h x w images, one thread.
+func benchConv(b *testing.B, conv Conv2d, n, h, w int) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	conv.Weight = randTensor(rng, conv.OutC, conv.InC, conv.Kernel, conv.Kernel).Data
 	conv.Bias = randTensor(rng, conv.OutC).Data
 	conv.ReLU = true
+	conv.Pack()
 	oh, ow := conv.OutSize(h, w)
-	src := randTensor(rng, conv.InC, h, w).Data
-	dst := make([]float32, conv.OutC*oh*ow)
-	col := make([]float32, conv.ColSize(1, h, w))
-	macs := float64(conv.OutC * conv.InC * conv.Kernel * conv.Kernel * oh * ow)
+	src := randTensor(rng, conv.InC, n, h, w).Data
+	dst := make([]float32, conv.OutC*n*oh*ow)
+	col := make([]float32, conv.ColSize(n, h, w))
+	macs := float64(n * conv.OutC * conv.InC * conv.Kernel * conv.Kernel * oh * ow)
 	for b.Loop() {
-		conv.Forward(dst, src, 1, h, w, nil, Exec{Col: col})
+		conv.Forward(dst, src, n, h, w, nil, Exec{Col: col, Threads: 1})
 	}
 	b.ReportMetric(macs*float64(b.N)/b.Elapsed().Seconds()/1e9, "GMAC/s")
 }
 
 func BenchmarkConv1x1(b *testing.B) {
 	// features.4.1.conv.0: 256 -> 104 channels at 56x56.
-	benchConv(b, Conv2d{InC: 256, OutC: 104, Kernel: 1, Stride: 1}, 56, 56)
+	benchConv(b, Conv2d{InC: 256, OutC: 104, Kernel: 1, Stride: 1}, 1, 56, 56)
 }
 
 func BenchmarkConv1x1Stride2(b *testing.B) {
 	// features.5.0.downsample.0: 256 -> 512 channels, 56x56 -> 28x28.
-	benchConv(b, Conv2d{InC: 256, OutC: 512, Kernel: 1, Stride: 2}, 56, 56)
+	benchConv(b, Conv2d{InC: 256, OutC: 512, Kernel: 1, Stride: 2}, 1, 56, 56)
 }
 
 func BenchmarkConv3x3(b *testing.B) {
 	// A branch of features.4.B.conv.3: 26 -> 26 channels at 56x56.
-	benchConv(b, Conv2d{InC: 26, OutC: 26, Kernel: 3, Stride: 1, Pad: 1}, 56, 56)
+	benchConv(b, Conv2d{InC: 26, OutC: 26, Kernel: 3, Stride: 1, Pad: 1}, 1, 56, 56)
 }
 
 func BenchmarkConv3x3Deep(b *testing.B) {
 	// A branch of features.7.B.conv.3: 208 -> 208 channels at 7x7.
-	benchConv(b, Conv2d{InC: 208, OutC: 208, Kernel: 3, Stride: 1, Pad: 1}, 7, 7)
+	benchConv(b, Conv2d{InC: 208, OutC: 208, Kernel: 3, Stride: 1, Pad: 1}, 1, 7, 7)
 }
 
 func BenchmarkConvStem(b *testing.B) {
 	// features.0: 3 -> 64 channels, 7x7 stride 2 at 224x224.
-	benchConv(b, Conv2d{InC: 3, OutC: 64, Kernel: 7, Stride: 2, Pad: 3}, 224, 224)
+	benchConv(b, Conv2d{InC: 3, OutC: 64, Kernel: 7, Stride: 2, Pad: 3}, 1, 224, 224)
+}
+
+func TestConvColBlocks(t *testing.T) {
+	tests := []struct {
+		name              string
+		conv              Conv2d
+		n, h, w, threads  int
+		wantRows, wantBlk int
+	}{
+		{"stem", Conv2d{InC: 3, Kernel: 7, Stride: 2, Pad: 3}, 1, 224, 224, 1, 7, 16},
+		{"stage 1 branch", Conv2d{InC: 26, Kernel: 3, Stride: 1, Pad: 1}, 1, 56, 56, 1, 12, 5},
+		{"stage 1 branch, 2 threads", Conv2d{InC: 26, Kernel: 3, Stride: 1, Pad: 1}, 1, 56, 56, 2, 10, 6},
+		{"stage 3 branch", Conv2d{InC: 104, Kernel: 3, Stride: 1, Pad: 1}, 1, 14, 14, 2, 14, 1},
+		{"stage 3 branch, batch 8", Conv2d{InC: 104, Kernel: 3, Stride: 1, Pad: 1}, 8, 14, 14, 1, 38, 3},
+		{"stage 3 branch, batch 8, 2 threads", Conv2d{InC: 104, Kernel: 3, Stride: 1, Pad: 1}, 8, 14, 14, 2, 28, 4},
+		{"blocks across images", Conv2d{InC: 20, Kernel: 3, Stride: 1, Pad: 1}, 3, 30, 40, 1, 18, 5},
+		{"no more blocks than rows", Conv2d{InC: 20, Kernel: 3, Stride: 1, Pad: 1}, 1, 3, 600, 4, 1, 3},
+	}
+	for _, tc := range tests {
+		oh, ow := tc.conv.OutSize(tc.h, tc.w)
+		p := convPass{c: &tc.conv, n: tc.n, h: tc.h, w: tc.w, oh: oh, ow: ow}
+		if rows, blocks := p.colBlocks(tc.threads); rows != tc.wantRows || blocks != tc.wantBlk {
+			t.Errorf("%s: colBlocks() = %d rows x %d blocks, want %d x %d", tc.name, rows, blocks, tc.wantRows, tc.wantBlk)
+		}
+	}
+}
+
+func BenchmarkConv3x3Batch8(b *testing.B) {
+	// The branch of BenchmarkConv3x3 on a batch of 8: its im2col matrix
+	// (23 MB) no longer fits in any cache.
+	benchConv(b, Conv2d{InC: 26, OutC: 26, Kernel: 3, Stride: 1, Pad: 1}, 8, 56, 56)
+}
+
+func BenchmarkConv3x3Stage2Batch8(b *testing.B) {
+	// A branch of features.5.B.conv.3: 52 -> 52 channels at 28x28, batch 8.
+	benchConv(b, Conv2d{InC: 52, OutC: 52, Kernel: 3, Stride: 1, Pad: 1}, 8, 28, 28)
 }
