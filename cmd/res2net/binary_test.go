@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/res2net/res2net/internal/paritytest"
 )
 
 var (
@@ -268,10 +270,7 @@ func TestBinaryLongBatchMemory(t *testing.T) {
 // TestParityFolderMemory is TestBinaryLongBatchMemory with the full-size
 // checkpoint of `make parity`.
 func TestParityFolderMemory(t *testing.T) {
-	dir := os.Getenv("RES2NET_PARITY_DIR")
-	if dir == "" {
-		t.Skip("RES2NET_PARITY_DIR not set; run `make parity`")
-	}
+	dir := paritytest.Dir(t)
 	bin := binary(t)
 	full := filepath.Join(dir, "full.pth")
 	small, large := peakRSS(t, bin, full, 8), peakRSS(t, bin, full, 40)

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/res2net/res2net/internal/npy"
+	"github.com/res2net/res2net/internal/paritytest"
 	"github.com/res2net/res2net/pkg/cam"
 	"github.com/res2net/res2net/pkg/ops"
 	"github.com/res2net/res2net/pkg/preprocess"
@@ -54,30 +55,15 @@ func TestExplainMatchesPyTorch(t *testing.T) {
 // TestEmbedMatchesPyTorch for the full-size seeded checkpoint of `make
 // parity` (scripts/make_beyond_fixtures.py --full).
 func TestParityExplainEmbed(t *testing.T) {
-	dir := os.Getenv("RES2NET_PARITY_DIR")
-	if dir == "" {
-		t.Skip("RES2NET_PARITY_DIR not set; run `make parity`")
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "photos.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var order struct{ Files []string }
-	if err := json.Unmarshal(raw, &order); err != nil {
-		t.Fatal(err)
-	}
-	logits, err := npy.Read(filepath.Join(dir, "photos.logits.npy"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	classes := logits.Shape[1]
+	dir := paritytest.Dir(t)
+	photos := paritytest.ReadPhotos(t, dir, "photos.logits.npy")
 	weights, fixtures := filepath.Join(dir, "full.pth"), filepath.Join(dir, "beyond")
 	checkExplainParity(t, weights, fixtures, func(t *testing.T, file string) int {
-		i := slices.Index(order.Files, file)
+		i := slices.Index(photos.Files, file)
 		if i < 0 {
 			t.Fatalf("%s not in photos.json", file)
 		}
-		return ops.TopK(logits.Data[i*classes:(i+1)*classes], 1)[0]
+		return ops.TopK(photos.Row(i), 1)[0]
 	})
 	checkEmbedParity(t, weights, fixtures)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/res2net/res2net/internal/paritytest"
 	"github.com/res2net/res2net/pkg/packcache"
 )
 
@@ -119,10 +120,7 @@ const maxStartupRSS = 150 << 10 // KiB
 // predict on one photo with its cache in place stays within
 // maxStartupRSS and prints what the first run printed.
 func TestParityStartupMemory(t *testing.T) {
-	dir := os.Getenv("RES2NET_PARITY_DIR")
-	if dir == "" {
-		t.Skip("RES2NET_PARITY_DIR not set; run `make parity`")
-	}
+	dir := paritytest.Dir(t)
 	bin := binary(t)
 	full := filepath.Join(dir, "full.pth")
 	home := t.TempDir()

@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/res2net/res2net/internal/npy"
+	"github.com/res2net/res2net/internal/paritytest"
 	"github.com/res2net/res2net/pkg/classify"
 	"github.com/res2net/res2net/pkg/registry"
 )
@@ -20,10 +19,7 @@ import (
 // every format to Pillow's exact pixels, the test holds all photos to the
 // top-5 order and the logits to the full-size tolerance.
 func TestParityPhotos(t *testing.T) {
-	dir := os.Getenv("RES2NET_PARITY_DIR")
-	if dir == "" {
-		t.Skip("RES2NET_PARITY_DIR not set; run `make parity`")
-	}
+	dir := paritytest.Dir(t)
 	assertPhotoParity(t, dir, modelFlags{Weights: filepath.Join(dir, "full.pth")}, "photos.logits.npy")
 }
 
@@ -32,11 +28,7 @@ func TestParityPhotos(t *testing.T) {
 // --weights gives its variant's seeded full-size checkpoint from `make
 // parity`).
 func TestParityTimmPhotos(t *testing.T) {
-	dir := os.Getenv("RES2NET_PARITY_DIR")
-	if dir == "" {
-		t.Skip("RES2NET_PARITY_DIR not set; run `make parity`")
-	}
-	dir = filepath.Join(dir, "timm")
+	dir := filepath.Join(paritytest.Dir(t), "timm")
 	for _, e := range registry.All() {
 		if e.Origin != "timm" {
 			continue
@@ -53,35 +45,23 @@ func TestParityTimmPhotos(t *testing.T) {
 // dir/logitsFile.
 func assertPhotoParity(t *testing.T, dir string, m modelFlags, logitsFile string) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(dir, "photos.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var order struct{ Files []string }
-	if err := json.Unmarshal(raw, &order); err != nil {
-		t.Fatal(err)
-	}
-	logits, err := npy.Read(filepath.Join(dir, logitsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
+	photos := paritytest.ReadPhotos(t, dir, logitsFile)
 	ios, out, errOut := testIO("")
 	opts := &predictOptions{IO: ios, TopK: 5, Model: m, Format: "json",
 		Run: runFlags{BatchSize: 4, Threads: 2}, Transform: transformFlags{NoOrient: true}}
-	for _, f := range order.Files {
+	for _, f := range photos.Files {
 		opts.Inputs = append(opts.Inputs, filepath.Join(photosDir, f))
 	}
 	if err := runPredict(context.Background(), opts); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
-	classes := logits.Shape[1]
 	dec := json.NewDecoder(out)
-	for i, f := range order.Files {
+	for i, f := range photos.Files {
 		var r classify.Record
 		if err := dec.Decode(&r); err != nil {
 			t.Fatal(err)
 		}
-		row := logits.Data[i*classes : (i+1)*classes]
+		row := photos.Row(i)
 		want := rankLogits(row)
 		maxAbs := 0.0
 		for _, v := range row {

@@ -1,15 +1,13 @@
 package model
 
 import (
-	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/res2net/res2net/internal/npy"
+	"github.com/res2net/res2net/internal/paritytest"
 	"github.com/res2net/res2net/pkg/checkpoint"
 	"github.com/res2net/res2net/pkg/headfit"
 	"github.com/res2net/res2net/pkg/ops"
@@ -99,31 +97,16 @@ const bf16Margin = 0.5
 // margin exceeds bf16Margin, and the largest logit difference to FP32 is
 // logged (the README quotes it).
 func TestParityBF16Photos(t *testing.T) {
-	dir := os.Getenv("RES2NET_PARITY_DIR")
-	if dir == "" {
-		t.Skip("RES2NET_PARITY_DIR not set; run make parity")
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "photos.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var order struct{ Files []string }
-	if err := json.Unmarshal(raw, &order); err != nil {
-		t.Fatal(err)
-	}
-	torch, err := npy.Read(filepath.Join(dir, "photos.logits.npy"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := paritytest.Dir(t)
+	torch := paritytest.ReadPhotos(t, dir, "photos.logits.npy")
 	ck, err := checkpoint.Load(filepath.Join(dir, "full.pth"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	fp32, bf16 := bf16Runners(t, Res2Net50(), ck.Tensors)
 	opts := preprocess.Options{Transform: preprocess.HolocronTransform()}
-	classes := torch.Shape[1]
 	worst := 0.0
-	for i, f := range order.Files {
+	for i, f := range torch.Files {
 		x, err := preprocess.Load(filepath.Join(photosDir, f), opts)
 		if err != nil {
 			t.Fatal(err)
@@ -137,7 +120,7 @@ func TestParityBF16Photos(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		top := argmax(torch.Data[i*classes : (i+1)*classes])
+		top := argmax(torch.Row(i))
 		a, b := argmax(want.Data), argmax(got.Data)
 		if a != top {
 			t.Errorf("%s: top-1 is class %d in FP32, %d in PyTorch", f, a, top)
@@ -158,7 +141,7 @@ func TestParityBF16Photos(t *testing.T) {
 		worst = math.Max(worst, diff)
 		t.Logf("%s: top-1 %d in BF16, %d in FP32 (margin %.3f); max |logit diff| %.4f (max |logit| %.2f)", f, b, a, margin, diff, scale)
 	}
-	t.Logf("largest logit difference BF16 - FP32 over %d photos: %.4f", len(order.Files), worst)
+	t.Logf("largest logit difference BF16 - FP32 over %d photos: %.4f", len(torch.Files), worst)
 }
 
 // TestParityBF16TrainedHead is TestParityBF16Photos on a network whose
@@ -170,18 +153,8 @@ func TestParityBF16Photos(t *testing.T) {
 // FP32 features, and every photo must then keep its top-1 in BF16. The
 // largest logit difference is logged (the README quotes it).
 func TestParityBF16TrainedHead(t *testing.T) {
-	dir := os.Getenv("RES2NET_PARITY_DIR")
-	if dir == "" {
-		t.Skip("RES2NET_PARITY_DIR not set; run make parity")
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "photos.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var order struct{ Files []string }
-	if err := json.Unmarshal(raw, &order); err != nil {
-		t.Fatal(err)
-	}
+	dir := paritytest.Dir(t)
+	photos := paritytest.ReadPhotos(t, dir, "photos.logits.npy")
 	ck, err := checkpoint.Load(filepath.Join(dir, "full.pth"))
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +168,7 @@ func TestParityBF16TrainedHead(t *testing.T) {
 	var images []*ops.Tensor
 	var features [][]float32
 	var labels []int
-	for _, f := range order.Files {
+	for _, f := range photos.Files {
 		x, err := preprocess.Load(filepath.Join(photosDir, f), opts)
 		if err != nil {
 			t.Fatal(err)
@@ -233,14 +206,14 @@ func TestParityBF16TrainedHead(t *testing.T) {
 		}
 		a, b := argmax(want.Data), argmax(got.Data)
 		if a != labels[i] {
-			t.Fatalf("%s: the trained head gives class %d in FP32, want its subject %d", order.Files[i], a, labels[i])
+			t.Fatalf("%s: the trained head gives class %d in FP32, want its subject %d", photos.Files[i], a, labels[i])
 		}
 		if b != a {
-			t.Errorf("%s: top-1 is class %d in BF16, %d in FP32", order.Files[i], b, a)
+			t.Errorf("%s: top-1 is class %d in BF16, %d in FP32", photos.Files[i], b, a)
 		}
 		diff, scale := maxDiff(want.Data, got.Data)
 		worst, largest = math.Max(worst, diff), math.Max(largest, scale)
-		t.Logf("%s: top-1 %d in BF16 and FP32; max |logit diff| %.4f (max |logit| %.2f)", order.Files[i], b, diff, scale)
+		t.Logf("%s: top-1 %d in BF16 and FP32; max |logit diff| %.4f (max |logit| %.2f)", photos.Files[i], b, diff, scale)
 	}
 	t.Logf("trained head: largest logit difference BF16 - FP32 over %d photos: %.4f (logits up to %.2f)", len(images), worst, largest)
 }

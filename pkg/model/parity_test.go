@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/res2net/res2net/internal/npy"
+	"github.com/res2net/res2net/internal/paritytest"
 	"github.com/res2net/res2net/pkg/checkpoint"
 	"github.com/res2net/res2net/pkg/ops"
 )
@@ -74,10 +75,7 @@ func TestParityTiny(t *testing.T) {
 // full-size checkpoint of scripts/make_parity.py, which is too big to
 // commit. `make parity` runs it by setting RES2NET_PARITY_DIR.
 func TestParityFullSize(t *testing.T) {
-	dir := os.Getenv("RES2NET_PARITY_DIR")
-	if dir == "" {
-		t.Skip("RES2NET_PARITY_DIR not set; run make parity")
-	}
+	dir := paritytest.Dir(t)
 	path := filepath.Join(dir, "full.pth")
 	x := readNpy(t, filepath.Join(dir, "input.npy"))
 	want := readNpy(t, filepath.Join(dir, "logits.npy"))
@@ -201,11 +199,7 @@ func runParity(t *testing.T, path string, cfg Config, x, want *ops.Tensor, threa
 // PyTorch on the seeded full-size checkpoints that `make parity` writes
 // with scripts/make_timm_fixtures.py --full into $RES2NET_PARITY_DIR/timm.
 func TestParityTimmFullSize(t *testing.T) {
-	dir := os.Getenv("RES2NET_PARITY_DIR")
-	if dir == "" {
-		t.Skip("RES2NET_PARITY_DIR not set; run make parity")
-	}
-	dir = filepath.Join(dir, "timm")
+	dir := filepath.Join(paritytest.Dir(t), "timm")
 	x := readNpy(t, filepath.Join(dir, "input.npy"))
 	for _, name := range PresetNames() {
 		if name == HolocronName {
