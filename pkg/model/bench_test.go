@@ -2,10 +2,11 @@ package model
 
 import (
 	"fmt"
-	"github.com/res2net/res2net/pkg/ops/gemm"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/res2net/res2net/pkg/ops/gemm"
 )
 
 // cpuTime returns the CPU time the process has used. Unlike wall time it
@@ -17,6 +18,33 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// forwardCase is one shape of run a forward benchmark times.
+type forwardCase struct{ batch, threads int }
+
+// benchForward times m in a sub-benchmark per case, named
+// name/batch=B/threads=T, on random 224x224 images, and reports wall and
+// CPU time per image.
+func benchForward(b *testing.B, name string, m *Runner, cases ...forwardCase) {
+	for _, tc := range cases {
+		b.Run(fmt.Sprintf("%s/batch=%d/threads=%d", name, tc.batch, tc.threads), func(b *testing.B) {
+			m.SetThreads(tc.threads)
+			x := randomInput(1, tc.batch, 3, 224, 224)
+			if _, err := m.Forward(x); err != nil { // size the buffers outside the timing
+				b.Fatal(err)
+			}
+			cpu := cpuTime()
+			for b.Loop() {
+				if _, err := m.Forward(x); err != nil {
+					b.Fatal(err)
+				}
+			}
+			images := float64(b.N * tc.batch)
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/images, "ms/image")
+			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1e3/images, "cpu-ms/image")
+		})
+	}
 }
 
 // BenchmarkForward times Res2Net-50 (random weights) on 224x224 images,
@@ -31,24 +59,7 @@ func BenchmarkForward(b *testing.B) {
 		cfg := Res2Net50()
 		cfg.Precision = prec
 		m := newRunner(b, cfg, randomStateDict(cfg, 1))
-		for _, tc := range []struct{ batch, threads int }{{1, 1}, {1, 2}, {8, 1}, {8, 2}} {
-			b.Run(fmt.Sprintf("%v/batch=%d/threads=%d", prec, tc.batch, tc.threads), func(b *testing.B) {
-				m.SetThreads(tc.threads)
-				x := randomInput(1, tc.batch, 3, 224, 224)
-				if _, err := m.Forward(x); err != nil { // size the buffers outside the timing
-					b.Fatal(err)
-				}
-				cpu := cpuTime()
-				for b.Loop() {
-					if _, err := m.Forward(x); err != nil {
-						b.Fatal(err)
-					}
-				}
-				images := float64(b.N * tc.batch)
-				b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/images, "ms/image")
-				b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1e3/images, "cpu-ms/image")
-			})
-		}
+		benchForward(b, prec.String(), m, forwardCase{1, 1}, forwardCase{1, 2}, forwardCase{8, 1}, forwardCase{8, 2})
 	}
 }
 
@@ -59,23 +70,6 @@ func BenchmarkPresets(b *testing.B) {
 	for _, name := range PresetNames() {
 		cfg, _ := Preset(name)
 		m := newRunner(b, cfg, randomStateDict(cfg, 1))
-		for _, tc := range []struct{ batch, threads int }{{1, 1}, {8, 2}} {
-			b.Run(fmt.Sprintf("%s/batch=%d/threads=%d", name, tc.batch, tc.threads), func(b *testing.B) {
-				m.SetThreads(tc.threads)
-				x := randomInput(1, tc.batch, 3, 224, 224)
-				if _, err := m.Forward(x); err != nil {
-					b.Fatal(err)
-				}
-				cpu := cpuTime()
-				for b.Loop() {
-					if _, err := m.Forward(x); err != nil {
-						b.Fatal(err)
-					}
-				}
-				images := float64(b.N * tc.batch)
-				b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/images, "ms/image")
-				b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1e3/images, "cpu-ms/image")
-			})
-		}
+		benchForward(b, name, m, forwardCase{1, 1}, forwardCase{8, 2})
 	}
 }
