@@ -35,33 +35,27 @@ func (p Pool2d) outLen(n int) int {
 // Max computes max pooling of src (c x h x w) into dst (c x OH x OW); the
 // padding never wins, as in PyTorch's MaxPool2d.
 func (p Pool2d) Max(dst, src []float32, c, h, w int) {
-	oh, ow := p.OutSize(h, w)
-	lo, hi := p.interior(ow, w)
-	for ch := range c {
-		plane := src[ch*h*w : (ch+1)*h*w]
-		for oy := range oh {
-			out := dst[(ch*oh+oy)*ow : (ch*oh+oy+1)*ow]
-			y0, y1 := p.rows(oy, h)
-			fast := p.Kernel == 3 && y1-y0 == 3
-			for ox := range out {
-				x0 := ox*p.Stride - p.Pad
-				if fast && ox >= lo && ox < hi {
-					a, b, c := taps3(plane, y0*w+x0, w)
-					// A balanced tree: the builtin max is a chain of several
-					// instructions, so a depth of 4 instead of 8 halves the latency.
-					out[ox] = max(max(max(a[0], a[1]), max(a[2], b[0])), max(max(b[1], b[2]), max(c[0], c[1])), c[2])
-					continue
-				}
-				m := float32(math.Inf(-1))
-				for y := y0; y < y1; y++ {
-					for _, v := range plane[y*w+max(x0, 0) : y*w+min(x0+p.Kernel, w)] {
-						m = max(m, v)
-					}
-				}
-				out[ox] = m
+	lo, hi := p.interior(p.outLen(w), w)
+	p.eachRow(dst, src, c, h, w, func(out, plane []float32, _, y0, y1 int) {
+		fast := p.Kernel == 3 && y1-y0 == 3
+		for ox := range out {
+			x0 := ox*p.Stride - p.Pad
+			if fast && ox >= lo && ox < hi {
+				a, b, c := taps3(plane, y0*w+x0, w)
+				// A balanced tree: the builtin max is a chain of several
+				// instructions, so a depth of 4 instead of 8 halves the latency.
+				out[ox] = max(max(max(a[0], a[1]), max(a[2], b[0])), max(max(b[1], b[2]), max(c[0], c[1])), c[2])
+				continue
 			}
+			m := float32(math.Inf(-1))
+			for y := y0; y < y1; y++ {
+				for _, v := range plane[y*w+max(x0, 0) : y*w+min(x0+p.Kernel, w)] {
+					m = max(m, v)
+				}
+			}
+			out[ox] = m
 		}
-	}
+	})
 }
 
 // Avg computes average pooling of src (c x h x w) into dst (c x OH x OW).
@@ -74,60 +68,64 @@ func (p Pool2d) Avg(dst, src []float32, c, h, w int) {
 		p.avgClipped(dst, src, c, h, w)
 		return
 	}
-	oh, ow := p.OutSize(h, w)
-	lo, hi := p.interior(ow, w)
+	lo, hi := p.interior(p.outLen(w), w)
 	scale := 1 / float32(p.Kernel*p.Kernel)
-	for ch := range c {
-		plane := src[ch*h*w : (ch+1)*h*w]
-		for oy := range oh {
-			out := dst[(ch*oh+oy)*ow : (ch*oh+oy+1)*ow]
-			y0, y1 := p.rows(oy, h)
-			fast := p.Kernel == 3 && y1-y0 == 3
-			for ox := range out {
-				x0 := ox*p.Stride - p.Pad
-				if fast && ox >= lo && ox < hi {
-					a, b, c := taps3(plane, y0*w+x0, w)
-					out[ox] = ((a[0] + a[1] + a[2]) + (b[0] + b[1] + b[2]) + (c[0] + c[1] + c[2])) * scale
-					continue
-				}
-				var s float32
-				for y := y0; y < y1; y++ {
-					for _, v := range plane[y*w+max(x0, 0) : y*w+min(x0+p.Kernel, w)] {
-						s += v
-					}
-				}
-				out[ox] = s * scale
+	p.eachRow(dst, src, c, h, w, func(out, plane []float32, _, y0, y1 int) {
+		fast := p.Kernel == 3 && y1-y0 == 3
+		for ox := range out {
+			x0 := ox*p.Stride - p.Pad
+			if fast && ox >= lo && ox < hi {
+				a, b, c := taps3(plane, y0*w+x0, w)
+				out[ox] = ((a[0] + a[1] + a[2]) + (b[0] + b[1] + b[2]) + (c[0] + c[1] + c[2])) * scale
+				continue
 			}
+			var s float32
+			for y := y0; y < y1; y++ {
+				for _, v := range plane[y*w+max(x0, 0) : y*w+min(x0+p.Kernel, w)] {
+					s += v
+				}
+			}
+			out[ox] = s * scale
 		}
-	}
+	})
 }
 
 // avgClipped is Avg for ceil mode or ExcludePad: each window's divisor
 // depends on where it lies, so it is counted per window. These pools
 // (timm's avg-pool shortcut) are 2x2 and run once per stage: no fast path.
 func (p Pool2d) avgClipped(dst, src []float32, c, h, w int) {
+	p.eachRow(dst, src, c, h, w, func(out, plane []float32, oy, y0, y1 int) {
+		padH := min(oy*p.Stride-p.Pad+p.Kernel, h+p.Pad) - (oy*p.Stride - p.Pad)
+		for ox := range out {
+			xs := ox*p.Stride - p.Pad
+			x0, x1 := max(xs, 0), min(xs+p.Kernel, w)
+			var s float32
+			for y := y0; y < y1; y++ {
+				for _, v := range plane[y*w+x0 : y*w+x1] {
+					s += v
+				}
+			}
+			count := (y1 - y0) * (x1 - x0)
+			if !p.ExcludePad {
+				count = padH * (min(xs+p.Kernel, w+p.Pad) - xs)
+			}
+			out[ox] = s / float32(count)
+		}
+	})
+}
+
+// eachRow calls row for every output row oy of each of the c planes of
+// src (h x w), with that row of dst and the input rows [y0, y1) of its
+// windows, clipped to the image. The pools share this walk; the loop over
+// a row's windows, the hot one, stays in each pool's row, called once per
+// row rather than per window.
+func (p Pool2d) eachRow(dst, src []float32, c, h, w int, row func(out, plane []float32, oy, y0, y1 int)) {
 	oh, ow := p.OutSize(h, w)
 	for ch := range c {
 		plane := src[ch*h*w : (ch+1)*h*w]
 		for oy := range oh {
-			out := dst[(ch*oh+oy)*ow : (ch*oh+oy+1)*ow]
 			y0, y1 := p.rows(oy, h)
-			padH := min(oy*p.Stride-p.Pad+p.Kernel, h+p.Pad) - (oy*p.Stride - p.Pad)
-			for ox := range out {
-				xs := ox*p.Stride - p.Pad
-				x0, x1 := max(xs, 0), min(xs+p.Kernel, w)
-				var s float32
-				for y := y0; y < y1; y++ {
-					for _, v := range plane[y*w+x0 : y*w+x1] {
-						s += v
-					}
-				}
-				count := (y1 - y0) * (x1 - x0)
-				if !p.ExcludePad {
-					count = padH * (min(xs+p.Kernel, w+p.Pad) - xs)
-				}
-				out[ox] = s / float32(count)
-			}
+			row(dst[(ch*oh+oy)*ow:(ch*oh+oy+1)*ow], plane, oy, y0, y1)
 		}
 	}
 }
