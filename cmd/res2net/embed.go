@@ -56,7 +56,7 @@ most similar to it by cosine similarity instead.`,
 	f.BoolVar(&opts.Normalize, "normalize", false, "scale each embedding to unit length")
 	f.StringVar(&opts.Similar, "similar", "", "query image: list the inputs most similar to it")
 	f.IntVarP(&opts.TopK, "topk", "k", 5, "with --similar: number of images to list")
-	opts.Net.add(cmd)
+	opts.Net.add(cmd, defaultFeatureBatch)
 	return cmd
 }
 

@@ -67,7 +67,7 @@ failed {"file": ..., "error": ...}.`,
 	f.StringVarP(&opts.Output, "output", "o", "", "PNG file (one input) or folder; JSON file (default: standard output)")
 	addFormat(cmd, &opts.Format, "png", "json")
 	f.Float64Var(&opts.Opacity, "opacity", cam.DefaultOpacity, "opacity of the colour map over the photo, 0 to 1")
-	opts.Net.add(cmd)
+	opts.Net.add(cmd, defaultFeatureBatch)
 	return cmd
 }
 

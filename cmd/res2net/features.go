@@ -13,8 +13,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// netFlags are the flags explain, embed and train-head share with predict:
-// the model, how to run it and its transform.
+// netFlags are the flags of the commands that run the network on images
+// (predict, explain, embed, train-head): the model, how to run it and its
+// transform.
 type netFlags struct {
 	Model     modelFlags
 	Run       runFlags
@@ -22,10 +23,14 @@ type netFlags struct {
 	Quiet     bool
 }
 
-func (f *netFlags) add(cmd *cobra.Command) {
+// defaultFeatureBatch is the --batch-size of explain, embed and train-head.
+const defaultFeatureBatch = 8
+
+// add registers the flags, with batch the --batch-size default.
+func (f *netFlags) add(cmd *cobra.Command, batch int) {
 	addQuiet(cmd, &f.Quiet)
 	f.Model.addLoad(cmd)
-	f.Run.add(cmd, 8)
+	f.Run.add(cmd, batch)
 	f.Transform.add(cmd)
 }
 
@@ -36,10 +41,15 @@ func (f *netFlags) validate() error {
 	return f.Transform.validate()
 }
 
+// classifier loads the classifier the flags name, in --precision.
+func (f *netFlags) classifier(ctx context.Context, ios *ioStreams) (*classify.Classifier, error) {
+	f.Model.Precision = f.Run.precision()
+	return loadClassifier(ctx, ios, &f.Model, f.Transform.options, f.Quiet)
+}
+
 // load loads the classifier the flags name and a runner for it.
 func (f *netFlags) load(ctx context.Context, ios *ioStreams) (*classify.Classifier, *classify.Runner, error) {
-	f.Model.Precision = f.Run.precision()
-	c, err := loadClassifier(ctx, ios, &f.Model, f.Transform.options, f.Quiet)
+	c, err := f.classifier(ctx, ios)
 	if err != nil {
 		return nil, nil, err
 	}

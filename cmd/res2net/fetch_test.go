@@ -80,8 +80,8 @@ func TestFetch(t *testing.T) {
 
 	// The fetched checkpoint is what predict then uses.
 	ios, out, errOut := testIO("")
-	p := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
-		Model: modelFlags{Weights: path}, Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}}
+	p := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1, Format: "text",
+		Net: netFlags{Model: modelFlags{Weights: path}, Run: runFlags{BatchSize: 1, Threads: 1}}}
 	if err := runPredict(context.Background(), p); err != nil || !strings.Contains(out.String(), "coffee.png") {
 		t.Errorf("predict with the fetched file: %v\n%s%s", err, out, errOut)
 	}
@@ -115,7 +115,7 @@ func TestPredictFetchesDefault(t *testing.T) {
 	predict := func(offline bool) (string, string, error) {
 		ios, out, errOut := testIO("")
 		opts := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
-			Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: offline, Entry: &entry}}
+			Format: "text", Net: netFlags{Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: offline, Entry: &entry}}}
 		err := runPredict(context.Background(), opts)
 		return out.String(), errOut.String(), err
 	}
@@ -261,7 +261,7 @@ func TestFetchFrom(t *testing.T) {
 	}
 	ios, out, errOut := testIO("")
 	opts := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
-		Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: true, Entry: &entry}}
+		Format: "text", Net: netFlags{Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: true, Entry: &entry}}}
 	if err := runPredict(context.Background(), opts); err != nil || !strings.Contains(out.String(), "coffee.png") {
 		t.Errorf("predict --offline after the import: %v\n%s", err, errOut)
 	}

@@ -115,7 +115,8 @@ func TestExecuteExitCodes(t *testing.T) {
 func TestPredictPhotos(t *testing.T) {
 	photos := readManifest(t)
 	ios, out, errOut := testIO("")
-	opts := &predictOptions{IO: ios, TopK: 10, Model: modelFlags{Weights: tinyWeights}, Format: "json", Run: runFlags{BatchSize: 3, Threads: 2}, Transform: transformFlags{NoOrient: true}}
+	opts := &predictOptions{IO: ios, TopK: 10, Format: "json",
+		Net: netFlags{Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 3, Threads: 2}, Transform: transformFlags{NoOrient: true}}}
 	for _, p := range photos {
 		opts.Inputs = append(opts.Inputs, filepath.Join(photosDir, p.File))
 	}
@@ -171,8 +172,8 @@ func TestPredictFormats(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {
 			ios, out, errOut := testIO("")
-			opts := &predictOptions{IO: ios, Inputs: []string{png}, TopK: tt.topk, Model: modelFlags{Weights: tinyWeights},
-				Format: tt.format, Run: runFlags{BatchSize: 1, Threads: 1}}
+			opts := &predictOptions{IO: ios, Inputs: []string{png}, TopK: tt.topk,
+				Format: tt.format, Net: netFlags{Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 1, Threads: 1}}}
 			if err := runPredict(context.Background(), opts); err != nil {
 				t.Fatalf("%v\n%s", err, errOut)
 			}
@@ -216,8 +217,8 @@ func TestPredictFolderAndStdin(t *testing.T) {
 		}
 	}
 	ios, out, errOut := testIO(string(good))
-	opts := &predictOptions{IO: ios, Inputs: []string{dir, filepath.Join(dir, "missing.png"), "-"}, TopK: 1,
-		Model: modelFlags{Weights: tinyWeights}, Format: "csv", Run: runFlags{BatchSize: 2, Threads: 2}}
+	opts := &predictOptions{IO: ios, Inputs: []string{dir, filepath.Join(dir, "missing.png"), "-"}, TopK: 1, Format: "csv",
+		Net: netFlags{Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 2, Threads: 2}}}
 	err = runPredict(context.Background(), opts)
 	if err == nil {
 		t.Fatal("runPredict succeeded with bad files")
@@ -249,8 +250,8 @@ func TestPredictConcurrent(t *testing.T) {
 	inputs := []string{filepath.Join(photosDir, "coffee.png"), filepath.Join(photosDir, "rocket.lossy.webp")}
 	predict := func(threads int) (string, error) {
 		ios, out, errOut := testIO("")
-		opts := &predictOptions{IO: ios, Inputs: inputs, TopK: 3, Model: modelFlags{Weights: tinyWeights}, Format: "json",
-			Run: runFlags{BatchSize: 2, Threads: threads}}
+		opts := &predictOptions{IO: ios, Inputs: inputs, TopK: 3, Format: "json",
+			Net: netFlags{Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 2, Threads: threads}}}
 		if err := runPredict(context.Background(), opts); err != nil {
 			return "", fmt.Errorf("%v: %s", err, errOut)
 		}
@@ -303,8 +304,8 @@ func TestPredictExtremeSizes(t *testing.T) {
 		inputs = append(inputs, p)
 	}
 	ios, out, errOut := testIO("")
-	opts := &predictOptions{IO: ios, Inputs: inputs, TopK: 1, Model: modelFlags{Weights: tinyWeights}, Format: "csv",
-		Run: runFlags{BatchSize: 8, Threads: 1}}
+	opts := &predictOptions{IO: ios, Inputs: inputs, TopK: 1, Format: "csv",
+		Net: netFlags{Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 8, Threads: 1}}}
 	if err := runPredict(context.Background(), opts); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
@@ -330,7 +331,7 @@ func TestPredictCachedDefault(t *testing.T) {
 	}
 	ios, out, errOut := testIO("")
 	opts := &predictOptions{IO: ios, Inputs: []string{filepath.Join(photosDir, "coffee.png")}, TopK: 1,
-		Format: "text", Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: true, Entry: &entry}}
+		Format: "text", Net: netFlags{Run: runFlags{BatchSize: 1, Threads: 1}, Model: modelFlags{Offline: true, Entry: &entry}}}
 	if err := runPredict(context.Background(), opts); err != nil {
 		t.Fatalf("%v\n%s", err, errOut)
 	}
@@ -353,8 +354,8 @@ func TestPredictSymlinkedFolder(t *testing.T) {
 	}
 	for _, arg := range []string{link, link + "/"} {
 		ios, out, errOut := testIO("")
-		opts := &predictOptions{IO: ios, Inputs: []string{arg}, TopK: 1, Model: modelFlags{Weights: tinyWeights}, Format: "csv",
-			Run: runFlags{BatchSize: 8, Threads: 1}}
+		opts := &predictOptions{IO: ios, Inputs: []string{arg}, TopK: 1, Format: "csv",
+			Net: netFlags{Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 8, Threads: 1}}}
 		if err := runPredict(context.Background(), opts); err != nil {
 			t.Fatalf("%s: %v\n%s", arg, err, errOut)
 		}

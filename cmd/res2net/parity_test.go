@@ -47,8 +47,8 @@ func assertPhotoParity(t *testing.T, dir string, m modelFlags, logitsFile string
 	t.Helper()
 	photos := paritytest.ReadPhotos(t, dir, logitsFile)
 	ios, out, errOut := testIO("")
-	opts := &predictOptions{IO: ios, TopK: 5, Model: m, Format: "json",
-		Run: runFlags{BatchSize: 4, Threads: 2}, Transform: transformFlags{NoOrient: true}}
+	opts := &predictOptions{IO: ios, TopK: 5, Format: "json",
+		Net: netFlags{Model: m, Run: runFlags{BatchSize: 4, Threads: 2}, Transform: transformFlags{NoOrient: true}}}
 	for _, f := range photos.Files {
 		opts.Inputs = append(opts.Inputs, filepath.Join(photosDir, f))
 	}

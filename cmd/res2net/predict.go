@@ -26,14 +26,11 @@ type predictOptions struct {
 	FilesFrom string
 	Shard     string
 	Resume    bool
-	Quiet     bool
 	// LimitMemory tunes the garbage collector to the run's working set
 	// (a soft memory limit, unless GOMEMLIMIT sets one). It acts on the
 	// whole process, so the command sets it, not tests sharing a process.
 	LimitMemory bool
-	Model       modelFlags
-	Run         runFlags
-	Transform   transformFlags
+	Net         netFlags
 }
 
 func newPredictCmd(io *ioStreams) *cobra.Command {
@@ -75,10 +72,7 @@ skips the inputs already classified in -o's file.`,
 	f.StringVar(&opts.FilesFrom, "files-from", "", "also classify the paths listed in this file, one a line (- for stdin)")
 	f.StringVar(&opts.Shard, "shard", "", "classify only shard K of N: every Nth input from the Kth, 0 <= K < N")
 	f.BoolVar(&opts.Resume, "resume", false, "with -o: keep the results already in the file and classify only the rest")
-	addQuiet(cmd, &opts.Quiet)
-	opts.Model.addLoad(cmd)
-	opts.Run.add(cmd, defaultPredictBatch)
-	opts.Transform.add(cmd)
+	opts.Net.add(cmd, defaultPredictBatch)
 	return cmd
 }
 
@@ -119,10 +113,7 @@ func (o *predictOptions) validate() error {
 	if _, _, err := parseShard(o.Shard); err != nil {
 		return err
 	}
-	if err := o.Run.validate(); err != nil {
-		return err
-	}
-	return o.Transform.validate()
+	return o.Net.validate()
 }
 
 func containsStdin(args []string) bool {
@@ -267,8 +258,7 @@ func (p *predictRun) classify(ctx context.Context, inputs []input, dst io.Writer
 	var c *classify.Classifier
 	if usable > 0 {
 		var err error
-		opts.Model.Precision = opts.Run.precision()
-		c, err = loadClassifier(ctx, opts.IO, &opts.Model, opts.Transform.options, opts.Quiet)
+		c, err = opts.Net.classifier(ctx, opts.IO)
 		if err != nil {
 			return err
 		}
@@ -290,22 +280,22 @@ func (p *predictRun) classify(ctx context.Context, inputs []input, dst io.Writer
 				kept = append(kept, in)
 			}
 		}
-		if skipped := len(inputs) - len(kept); skipped > 0 && !opts.Quiet {
+		if skipped := len(inputs) - len(kept); skipped > 0 && !opts.Net.Quiet {
 			fmt.Fprintf(opts.IO.ErrOut, "res2net: resuming: %d of %d inputs already in %s\n", skipped, len(inputs), opts.Output)
 		}
 		inputs = kept
 	}
-	if opts.IO.ErrTTY && !opts.Quiet && len(inputs) >= progressMin {
+	if opts.IO.ErrTTY && !opts.Net.Quiet && len(inputs) >= progressMin {
 		p.progress = newProgress(opts.IO.ErrOut, len(inputs))
 	}
-	batch := min(opts.Run.BatchSize, max(usable, 1))
+	batch := min(opts.Net.Run.BatchSize, max(usable, 1))
 	var r *classify.Runner
 	if c != nil {
 		shape := c.InputShape()
-		if err := checkMemory(c, batch, shape[1], shape[2], opts.Run.threads()); err != nil {
+		if err := checkMemory(c, batch, shape[1], shape[2], opts.Net.Run.threads()); err != nil {
 			return err
 		}
-		r = c.NewRunner(opts.Run.threads())
+		r = c.NewRunner(opts.Net.Run.threads())
 	}
 
 	// Decoding runs one batch ahead of the network, so the cores never wait

@@ -22,7 +22,7 @@ import (
 // flags' defaults give them.
 func tinyPredict(ios *ioStreams, format string, inputs ...string) *predictOptions {
 	return &predictOptions{IO: ios, Inputs: inputs, TopK: 1, Format: format,
-		Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 4, Threads: 1}}
+		Net: netFlags{Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 4, Threads: 1}}}
 }
 
 // photoFolder makes a folder of n copies of a test photo, named 000.png...
@@ -96,7 +96,7 @@ func TestPredictOnlyBadInputs(t *testing.T) {
 	t.Setenv("RES2NET_HOME", home)
 	ios, _, errOut := testIO("")
 	opts := tinyPredict(ios, "text", "/nonexistent.jpg")
-	opts.Model.Weights = "" // the default checkpoint, not cached: would be downloaded
+	opts.Net.Model.Weights = "" // the default checkpoint, not cached: would be downloaded
 	code := execute(context.Background(), ios, []string{"predict", "/nonexistent.jpg"})
 	if code != 1 || !strings.Contains(errOut.String(), "/nonexistent.jpg") || strings.Contains(errOut.String(), "download") {
 		t.Errorf("exit %d, stderr %q; want 1 naming the file, no download", code, errOut)
@@ -267,7 +267,7 @@ func TestPredictProgress(t *testing.T) {
 			ios, _, errOut := testIO("")
 			ios.ErrTTY = tt.tty
 			opts := tinyPredict(ios, "csv", tt.args...)
-			opts.Quiet = tt.quiet
+			opts.Net.Quiet = tt.quiet
 			runPredict(context.Background(), opts)
 			stderr := strings.ReplaceAll(errOut.String(), "res2net: missing.png: no such file or directory\n", "")
 			if !tt.want {
@@ -341,7 +341,7 @@ func TestPredictNonFinite(t *testing.T) {
 	for _, format := range []string{"json", "csv", "text"} {
 		ios, out, errOut := testIO("")
 		opts := tinyPredict(ios, format, names...)
-		opts.Model.Weights = nan
+		opts.Net.Model.Weights = nan
 		opts.TopK = 2
 		if err := runPredict(context.Background(), opts); err != nil {
 			t.Fatalf("%s: %v\n%s", format, err, errOut)
@@ -469,7 +469,7 @@ func TestPredictOutputKeptOnLoadFailure(t *testing.T) {
 	}
 	ios, _, _ := testIO("")
 	opts := tinyPredict(ios, "", filepath.Join(photosDir, "coffee.png"))
-	opts.Output, opts.Model.Weights = path, filepath.Join(dir, "missing.pth")
+	opts.Output, opts.Net.Model.Weights = path, filepath.Join(dir, "missing.pth")
 	if err := runPredict(context.Background(), opts); err == nil {
 		t.Fatal("succeeded without a checkpoint")
 	}

@@ -84,7 +84,7 @@ head, and the class names and transform in its metadata, so that
 	f.Uint64Var(&opts.Seed, "seed", defaultSeed, "seed of the validation split")
 	f.IntVar(&opts.MaxIter, "max-iter", headfit.DefaultMaxIterations, "most L-BFGS iterations")
 	f.BoolVar(&opts.NoCache, "no-cache", false, "compute every image's features, and cache none")
-	opts.Net.add(cmd)
+	opts.Net.add(cmd, defaultFeatureBatch)
 	return cmd
 }
 

@@ -120,8 +120,8 @@ func TestTrainHeadThenPredict(t *testing.T) {
 	fresh := filepath.Join(dir, "fresh")
 	makeLabelled(t, fresh, 4, 99)
 	ios, stdout, errOut = testIO("")
-	popts := &predictOptions{IO: ios, Inputs: []string{fresh}, TopK: 1, Format: "json", Model: modelFlags{Weights: out},
-		Run: runFlags{BatchSize: 4, Threads: 2}, Transform: transformFlags{NoOrient: true}, Quiet: true}
+	popts := &predictOptions{IO: ios, Inputs: []string{fresh}, TopK: 1, Format: "json",
+		Net: netFlags{Model: modelFlags{Weights: out}, Run: runFlags{BatchSize: 4, Threads: 2}, Transform: transformFlags{NoOrient: true}, Quiet: true}}
 	if err := runPredict(context.Background(), popts); err != nil {
 		t.Fatalf("predict: %v\n%s", err, errOut)
 	}
