@@ -50,6 +50,32 @@ func argmax(row []float32) int {
 	return best
 }
 
+// photoBatch loads a test photo as a batch of one with Holocron's
+// transform, the full-size checkpoint's.
+func photoBatch(t *testing.T, file string) *ops.Tensor {
+	t.Helper()
+	x, err := preprocess.Load(filepath.Join(photosDir, file), preprocess.Options{Transform: preprocess.HolocronTransform()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.Shape = append([]int{1}, x.Shape...)
+	return x
+}
+
+// forwardBoth returns the logits of x from the FP32 and the BF16 runner.
+func forwardBoth(t *testing.T, fp32, bf16 *Runner, x *ops.Tensor) (want, got *ops.Tensor) {
+	t.Helper()
+	want, err := fp32.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = bf16.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want, got
+}
+
 // TestBF16Tiny runs the tiny model in BF16: logits within bfloat16's
 // rounding of the FP32 ones, at one and two threads.
 func TestBF16Tiny(t *testing.T) {
@@ -104,22 +130,9 @@ func TestParityBF16Photos(t *testing.T) {
 		t.Fatal(err)
 	}
 	fp32, bf16 := bf16Runners(t, Res2Net50(), ck.Tensors)
-	opts := preprocess.Options{Transform: preprocess.HolocronTransform()}
 	worst := 0.0
 	for i, f := range torch.Files {
-		x, err := preprocess.Load(filepath.Join(photosDir, f), opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x.Shape = append([]int{1}, x.Shape...)
-		want, err := fp32.Forward(x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := bf16.Forward(x)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want, got := forwardBoth(t, fp32, bf16, photoBatch(t, f))
 		top := argmax(torch.Row(i))
 		a, b := argmax(want.Data), argmax(got.Data)
 		if a != top {
@@ -161,7 +174,6 @@ func TestParityBF16TrainedHead(t *testing.T) {
 	}
 	cfg := Res2Net50()
 	fp32 := newRunner(t, cfg, cloneStateDict(ck.Tensors))
-	opts := preprocess.Options{Transform: preprocess.HolocronTransform()}
 	// A photo's subject is its name up to the first dot: astronaut.jpg and
 	// astronaut.progressive.jpg are the same picture.
 	subjects := map[string]int{}
@@ -169,11 +181,7 @@ func TestParityBF16TrainedHead(t *testing.T) {
 	var features [][]float32
 	var labels []int
 	for _, f := range photos.Files {
-		x, err := preprocess.Load(filepath.Join(photosDir, f), opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		x.Shape = append([]int{1}, x.Shape...)
+		x := photoBatch(t, f)
 		e, err := fp32.Embed(x)
 		if err != nil {
 			t.Fatal(err)
@@ -196,14 +204,7 @@ func TestParityBF16TrainedHead(t *testing.T) {
 	fp32, bf16 := bf16Runners(t, cfg, ck.Tensors)
 	worst, largest := 0.0, 0.0
 	for i, x := range images {
-		want, err := fp32.Forward(x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := bf16.Forward(x)
-		if err != nil {
-			t.Fatal(err)
-		}
+		want, got := forwardBoth(t, fp32, bf16, x)
 		a, b := argmax(want.Data), argmax(got.Data)
 		if a != labels[i] {
 			t.Fatalf("%s: the trained head gives class %d in FP32, want its subject %d", photos.Files[i], a, labels[i])
