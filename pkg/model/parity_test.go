@@ -58,15 +58,7 @@ func TestParityTiny(t *testing.T) {
 		t.Run(tc.checkpoint+"/"+tc.input, func(t *testing.T) {
 			x := readNpy(t, filepath.Join(tinyDir, tc.input))
 			want := readNpy(t, filepath.Join(tinyDir, tc.logits))
-			m := loadTiny(t, tc.checkpoint)
-			for _, threads := range []int{1, 2} {
-				m.SetThreads(threads)
-				got, err := m.Forward(x)
-				if err != nil {
-					t.Fatal(err)
-				}
-				assertLogits(t, got, want, 1e-4)
-			}
+			assertParity(t, loadTiny(t, tc.checkpoint), x, want, 1, 2)
 		})
 	}
 }
@@ -184,14 +176,20 @@ func runParity(t *testing.T, path string, cfg Config, x, want *ops.Tensor, threa
 	if got != cfg {
 		t.Fatalf("Infer = %+v, want %+v", got, cfg)
 	}
-	r := newRunner(t, got, ck.Tensors)
+	assertParity(t, newRunner(t, got, ck.Tensors), x, want, threads...)
+}
+
+// assertParity runs x through r at each thread count and compares the
+// logits with PyTorch's, want, within the parity tolerance.
+func assertParity(t *testing.T, r *Runner, x, want *ops.Tensor, threads ...int) {
+	t.Helper()
 	for _, n := range threads {
 		r.SetThreads(n)
-		logits, err := r.Forward(x)
+		got, err := r.Forward(x)
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertLogits(t, logits, want, 1e-4)
+		assertLogits(t, got, want, 1e-4)
 	}
 }
 
