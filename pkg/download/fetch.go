@@ -112,10 +112,7 @@ func Fetch(ctx context.Context, src Source, dir string, opts Options) (string, e
 	case ok:
 		return final, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fail(fmt.Errorf("cache directory: %w", err))
-	}
-	unlock, err := lockPath(ctx, final+".lock", opts.Progress)
+	unlock, err := lockIn(ctx, dir, final, opts.Progress)
 	if err != nil {
 		return fail(err)
 	}
@@ -174,10 +171,7 @@ func Import(ctx context.Context, src Source, dir, from string, opts Options) (st
 	if src.Size > 0 && fi.Size() != src.Size {
 		return fail(src.Check("", fi.Size()))
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fail(fmt.Errorf("cache directory: %w", err))
-	}
-	unlock, err := lockPath(ctx, final+".lock", opts.Progress)
+	unlock, err := lockIn(ctx, dir, final, opts.Progress)
 	if err != nil {
 		return fail(err)
 	}

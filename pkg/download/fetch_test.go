@@ -325,9 +325,8 @@ func TestFetchChecksumLeavesNothing(t *testing.T) {
 	if !errors.Is(err, ErrChecksum) {
 		t.Fatalf("error %v, want ErrChecksum", err)
 	}
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		t.Errorf("left %s in the cache", e.Name())
+	for _, name := range dirNames(t, dir) {
+		t.Errorf("left %s in the cache", name)
 	}
 }
 
@@ -612,14 +611,7 @@ func TestFetchName(t *testing.T) {
 	if b, err := os.ReadFile(got); err != nil || !bytes.Equal(b, payload) {
 		t.Errorf("file differs from the payload (%v)", err)
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
+	names := dirNames(t, dir)
 	if want := []string{"published.pth", "published.pth" + StampSuffix}; !slices.Equal(names, want) {
 		t.Errorf("directory holds %q, want %q", names, want)
 	}

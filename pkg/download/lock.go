@@ -11,6 +11,15 @@ import (
 // lockPoll is how often lockPath tries again for a lock another holds.
 const lockPoll = 100 * time.Millisecond
 
+// lockIn creates the cache directory dir and takes the lock of the file
+// final in it, as lockPath, with the lock file beside final.
+func lockIn(ctx context.Context, dir, final string, progress io.Writer) (unlock func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache directory: %w", err)
+	}
+	return lockPath(ctx, final+".lock", progress)
+}
+
 // lockPath takes an exclusive lock on the file at path, creating it, and
 // waits for it while ctx allows. unlock removes the file, so no lock is
 // left behind; since a waiter may have opened the file before it was
