@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,17 +18,13 @@ import (
 // then used offline by another process.
 func TestBinaryFirstRun(t *testing.T) {
 	bin := binary(t)
-	body, err := os.ReadFile(tinyWeights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(body)
+	body, sum := tinyCheckpoint(t)
 	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/blob":
 			w.Write(body)
 		case strings.HasSuffix(r.URL.Path, "/resolve/main/model.safetensors"):
-			w.Header().Set("X-Linked-Etag", `"`+hex.EncodeToString(sum[:])+`"`)
+			w.Header().Set("X-Linked-Etag", `"`+sum+`"`)
 			w.Header().Set("X-Linked-Size", fmt.Sprint(len(body)))
 			http.Redirect(w, r, "/blob", http.StatusFound)
 		default:

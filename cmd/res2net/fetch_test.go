@@ -34,22 +34,26 @@ func serveFile(t *testing.T, body []byte) (*httptest.Server, *atomic.Int32) {
 // at url, under the cache name ckpt.pth.
 func tinyEntry(t *testing.T, url string) (registry.Entry, []byte) {
 	t.Helper()
-	body, err := os.ReadFile(tinyWeights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(body)
+	body, sum := tinyCheckpoint(t)
 	e := registry.Default
-	e.URL, e.File, e.SHA256, e.Size = url, "ckpt.pth", hex.EncodeToString(sum[:]), int64(len(body))
+	e.URL, e.File, e.SHA256, e.Size = url, "ckpt.pth", sum, int64(len(body))
 	return e, body
 }
 
-func TestFetch(t *testing.T) {
+// tinyCheckpoint returns the bytes of the tiny test checkpoint and their
+// SHA-256 in hex, as a registry entry or --sha256 gives it.
+func tinyCheckpoint(t *testing.T) (body []byte, sha256Hex string) {
+	t.Helper()
 	body, err := os.ReadFile(tinyWeights)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(body)
+	return body, hex.EncodeToString(sum[:])
+}
+
+func TestFetch(t *testing.T) {
+	body, good := tinyCheckpoint(t)
 	srv, hits := serveFile(t, body)
 	home := t.TempDir()
 	t.Setenv("RES2NET_HOME", home)
@@ -59,7 +63,6 @@ func TestFetch(t *testing.T) {
 		err := runFetch(context.Background(), &fetchOptions{IO: ios, URL: srv.URL + "/ckpt.pth", SHA256: sha, Force: force})
 		return strings.TrimSpace(out.String()), err
 	}
-	good := hex.EncodeToString(sum[:])
 	path, err := fetch(good, false)
 	if err != nil {
 		t.Fatal(err)
@@ -102,10 +105,7 @@ func TestFetch(t *testing.T) {
 // predict announces the download, fetches the model's checkpoint and uses
 // it; --offline with nothing cached says what to do.
 func TestPredictFetchesDefault(t *testing.T) {
-	body, err := os.ReadFile(tinyWeights)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body, _ := tinyCheckpoint(t)
 	srv, hits := serveFile(t, body)
 	entry, _ := tinyEntry(t, srv.URL+"/ckpt.pth")
 	home := t.TempDir()
@@ -119,7 +119,7 @@ func TestPredictFetchesDefault(t *testing.T) {
 		err := runPredict(context.Background(), opts)
 		return out.String(), errOut.String(), err
 	}
-	_, _, err = predict(true)
+	_, _, err := predict(true)
 	if err == nil || !strings.Contains(err.Error(), "no cached checkpoint") || !strings.Contains(err.Error(), "--weights") ||
 		!strings.Contains(err.Error(), "fetch --from FILE") || !strings.Contains(err.Error(), "RES2NET_HOME") {
 		t.Errorf("--offline with an empty cache: %v", err)
@@ -153,11 +153,7 @@ func TestFetchDiskFull(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full")
 	}
-	body, err := os.ReadFile(tinyWeights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(body)
+	body, sum := tinyCheckpoint(t)
 	srv, _ := serveFile(t, body)
 	home := t.TempDir()
 	t.Setenv("RES2NET_HOME", home)
@@ -165,7 +161,7 @@ func TestFetchDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	ios, _, _ := testIO("")
-	err = runFetch(context.Background(), &fetchOptions{IO: ios, URL: srv.URL + "/ckpt.pth", SHA256: hex.EncodeToString(sum[:]), Quiet: true})
+	err := runFetch(context.Background(), &fetchOptions{IO: ios, URL: srv.URL + "/ckpt.pth", SHA256: sum, Quiet: true})
 	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
 		t.Errorf("fetch to a full disk: %v, want a no-space error", err)
 	}
@@ -286,14 +282,10 @@ func TestFetchFrom(t *testing.T) {
 // a GitHub file checked by the prefix its name carries, and a hub file by
 // the digest the hub announces.
 func TestFetchModels(t *testing.T) {
-	body, err := os.ReadFile(tinyWeights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(body)
+	body, sum := tinyCheckpoint(t)
 	cdn, _ := serveFile(t, body)
 	hub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Linked-Etag", `"`+hex.EncodeToString(sum[:])+`"`)
+		w.Header().Set("X-Linked-Etag", `"`+sum+`"`)
 		w.Header().Set("X-Linked-Size", fmt.Sprint(len(body)))
 		http.Redirect(w, r, cdn.URL+"/blob?sig=1", http.StatusFound)
 	}))
@@ -301,7 +293,7 @@ func TestFetchModels(t *testing.T) {
 
 	cache := t.TempDir()
 	ios, out, _ := testIO("")
-	err = runFetch(context.Background(), &fetchOptions{IO: ios, Model: "res2net50d", URL: hub.URL + "/timm/res2net50d.in1k/resolve/main/model.safetensors", Cache: cache, Quiet: true})
+	err := runFetch(context.Background(), &fetchOptions{IO: ios, Model: "res2net50d", URL: hub.URL + "/timm/res2net50d.in1k/resolve/main/model.safetensors", Cache: cache, Quiet: true})
 	if want := filepath.Join(cache, "res2net50d.in1k.safetensors"); err != nil || strings.TrimSpace(out.String()) != want {
 		t.Errorf("hub entry: %v, printed %q, want %s", err, out, want)
 	}
@@ -377,20 +369,16 @@ func TestSizeFlag(t *testing.T) {
 // TestFetchFromHubOffline: importing a hub model's file when the hub
 // cannot be asked says how to do without it, and --sha256 does.
 func TestFetchFromHubOffline(t *testing.T) {
-	body, err := os.ReadFile(tinyWeights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(body)
+	_, sum := tinyCheckpoint(t)
 	cache := t.TempDir()
 	ios, out, _ := testIO("")
 	opts := &fetchOptions{IO: ios, Model: "res2net50d", From: tinyWeights, Cache: cache, Quiet: true,
 		Download: download.Options{Client: &http.Client{Transport: noNetwork{}}, Retries: -1}}
-	err = runFetch(context.Background(), opts)
+	err := runFetch(context.Background(), opts)
 	if err == nil || !strings.Contains(err.Error(), "Without the hub, give the file's SHA-256 with --sha256") {
 		t.Fatalf("unreachable hub: %v", err)
 	}
-	opts.SHA256 = hex.EncodeToString(sum[:])
+	opts.SHA256 = sum
 	if err := runFetch(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
