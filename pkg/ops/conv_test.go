@@ -108,11 +108,14 @@ func TestConv2dMatchesReference(t *testing.T) {
 			}
 
 			// The whole batch in one call, channel-major, from the weights
-			// as they are and packed.
+			// as they are and packed, by default and for narrow products
+			// (the hint need not be the real width).
 			wantCM := channelMajor(want)
-			for _, packed := range []bool{false, true} {
+			for _, columns := range []int{-1, 0, 49} {
 				conv := conv
+				packed := columns >= 0
 				if packed {
+					conv.Columns = columns
 					conv.Pack()
 				}
 				src := channelMajor(x)[extra*tc.n*hw:]
@@ -128,10 +131,10 @@ func TestConv2dMatchesReference(t *testing.T) {
 				border := extra * tc.n * ohw
 				for i, v := range dst[:border] {
 					if v != -7 || dst[len(dst)-1-i] != -7 {
-						t.Fatalf("batch (packed %v): Forward wrote outside its channel range", packed)
+						t.Fatalf("batch (packed %v, columns %d): Forward wrote outside its channel range", packed, columns)
 					}
 				}
-				assertClose(t, fmt.Sprintf("batch (packed %v)", packed), dst[border:len(dst)-border], wantCM, 1e-5)
+				assertClose(t, fmt.Sprintf("batch (packed %v, columns %d)", packed, columns), dst[border:len(dst)-border], wantCM, 1e-5)
 			}
 		})
 	}

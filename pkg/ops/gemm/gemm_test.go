@@ -357,7 +357,7 @@ func TestPerCallThreads(t *testing.T) {
 		for threads := range 3 { // 0 means Threads()
 			for packed := range 2 {
 				tc := newCase(rng, s, i+4)
-				pa := PackA(tc.m, tc.k, tc.a, tc.lda)
+				pa := PackWith(packOptions[i%len(packOptions)], tc.m, tc.k, tc.a, tc.lda)
 				wg.Go(func() {
 					for range 10 {
 						tc.fill()

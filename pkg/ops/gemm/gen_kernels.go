@@ -330,16 +330,26 @@ func (g *gen) avx512Kernel(mr, nv, pfB, pfA int, bf16 bool) {
 const mvecCols = 7
 
 // mvecPFA is how far ahead the m-vector kernels prefetch A, in bytes.
-const mvecPFA = 1024
+const mvecPFA = 2048
+
+// mvecPFB is how many rows of B ahead the m-vector kernels prefetch: B is
+// read in place, and for wide products its rows are too far apart for
+// the hardware prefetchers.
+const mvecPFB = 8
 
 // mvecKernel emits kernelMVec_<16*groups>x7, a kernel vectorised along m
 // for narrow products, where vectors along n would be partly empty: it
 // holds 16*groups rows x 7 columns of C in 7*groups accumulators, each 16
 // consecutive rows of one column. Per k step it loads groups vectors of A,
-// packed m-interleaved (16*groups values per step; lda is not read), and
-// multiplies them by the 7 values of B's row, each broadcast from memory by
-// the FMA itself ({1to16}), which leaves the registers to 28 accumulators
-// and 4 vectors of A for 4 groups.
+// packed m-interleaved (16*groups values per step), and multiplies them
+// by the 7 values of B's row, each broadcast from memory by the FMA itself
+// ({1to16}), which leaves the registers to 28 accumulators and 4 vectors
+// of A for 4 groups.
+//
+// lda is not a stride here but the byte offset from a of memory to bring
+// into L2 meanwhile, one line per k step: the caller spreads the next
+// panel of A over the tiles of this one, so that a panel comes from
+// memory at a fraction of the rate at which its first tile reads it.
 //
 // B is read in place, all 7 columns (the caller pads a partial tile). The
 // tile's accumulators hold columns of C, whose rows are ldc apart, so the
@@ -357,16 +367,25 @@ func (g *gen) mvecKernel(groups int) {
 	g.p("// func %s(%s)", name, kernelArgs)
 	g.p("TEXT ·%s(SB), NOSPLIT, %s", name, kernelFrame)
 	g.loadKernelArgs(16*groups, 4*mvecCols, false)
+	g.p("\tMOVQ lda+16(FP), R8")
+	g.p("\tADDQ AX, R8")
+	g.p("\tIMUL3Q $%d, DX, R13", mvecPFB)
+	g.p("\tADDQ BX, R13")
 	for i := range nacc {
 		g.p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
 	aStep := 64 * groups
-	g.kLoop(aStep, false, false, func(s int) {
+	g.kLoop(aStep, false, true, func(s int) {
 		if s == 0 {
 			for off := 0; off < 4*aStep; off += 64 {
 				g.p("\tPREFETCHT0 %d(AX)", mvecPFA+off)
 			}
 		}
+		g.p("\tPREFETCHT1 (R8)")
+		g.p("\tADDQ $64, R8")
+		// The row of B may straddle two lines.
+		g.p("\tPREFETCHT0 %s", strings.Replace(bAddr(s, 0), "BX", "R13", 1))
+		g.p("\tPREFETCHT0 %s", strings.Replace(bAddr(s, 4*mvecCols-1), "BX", "R13", 1))
 		for gr := range groups {
 			g.p("\tVMOVUPS %s(AX), %s", dispStr(s*aStep+64*gr), areg(gr))
 		}

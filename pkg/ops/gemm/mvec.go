@@ -14,17 +14,28 @@ const (
 	// crop is a multiple of 7 (224 = 32*7), so its products have no
 	// partial tile.
 	mvecCols = 7
+	// lineValues is the number of float32 values in a 64-byte cache line.
+	lineValues = 16
 )
 
 // mvecMaxColumns is the widest product hint (PackOptions.Columns) that
-// selects the m-vector layout.
-const mvecMaxColumns = 64
+// selects the m-vector layout: Res2Net-50's 14x14 and 7x7 layers (n = 196
+// and 49 at batch 1). Measured on a Zen 4 core against the default
+// layout, with the epilogue of a block's last conv: n = 49 runs 1.3-1.5x
+// faster (the default's avx512Small fills 49 of 64 lanes) and n = 196
+// 1.1-1.2x (13x32 tiles leave a 4-column tail), and their batch-8 widths
+// (392 and 1568) about as fast or faster, while at n = 784 the two are
+// even; BenchmarkForward fp32 at batch 1 / 1 thread and batch 8 / 2
+// threads was fastest with this bound, ahead of 64 and of 784.
+const mvecMaxColumns = 196
 
 // mvecColumns reports whether a matrix for products about n wide gets the
-// m-vector layout. The default kernels vectorise along n, 16 lanes at a
-// time, and at n <= 64 run avx512Small's 64 columns whatever n is: the
-// 7x7 layers of Res2Net (n = 49 at batch 1) fill 49 of its 64 lanes.
+// m-vector layout.
 func mvecColumns(n int) bool { return n > 0 && n <= mvecMaxColumns }
+
+// mvecInL2 is the most values of A that blockMVec keeps in L2 while it
+// passes the tiles of B over them, leaving room for a tile of B.
+const mvecInL2 = l2Block / 4
 
 // maxMVecLD bounds the leading dimensions of C and the residual in a
 // product with the m-vector layout: the kernels address the 16 rows of a
@@ -69,11 +80,12 @@ func (p *problem) checkMVec() {
 
 // blockMVec computes rows [i0, i1) (from a multiple of mvecRows) and
 // columns [j0, j1) of C with an m-vector kernel kn from the packed A,
-// reading B in place. Each row panel of A passes over all the column
-// tiles before the next, so that the panel (mvecRows x k values) is read
-// from memory once and then from L2, while all of B stays in L2. The
-// last, partial column tile reads a copy of its columns of B padded to
-// mvecCols, since the kernels read all of them.
+// reading B in place, in one k slice. When that much of A fits in L2 the
+// tiles of B pass over all of it, each from memory once; otherwise blocks
+// of B's columns that fit in L2 pass under each row panel of A in turn,
+// which the kernels prefetch a panel ahead. The last, partial column tile
+// reads a copy of its columns of B padded to mvecCols, since the kernels
+// read all of them.
 func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 	t := tiler{p: p, kn: kn, kc: p.k, last: true}
 	if p.accumulate {
@@ -86,25 +98,58 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 	var ws *workspace
 	if full < j1 {
 		ws = wsPool.Get().(*workspace)
+		defer wsPool.Put(ws)
 		ws.b = grow(ws.b, p.k*mvecCols)
 		for q := range p.k {
 			row := ws.b[q*mvecCols : (q+1)*mvecCols]
 			clear(row[copy(row, p.b[q*p.ldb+full:q*p.ldb+j1]):])
 		}
 	}
-	for i := i0; i < i1; i += mvecRows {
+	// tile computes the tile of columns [j, j+cols) in the row panel at
+	// i and, when next is not negative, prefetches cache lines
+	// [n*k, (n+1)*k) of the panel at row next: the first tiles of a
+	// panel bring the next one into L2 between them (see mvecKernel).
+	tile := func(i, j, cols, n, next int) {
 		rows := min(mvecRows, i1-i)
 		width := roundUp(rows, mvecGroup)
-		run, a := kn.mvec[width/mvecGroup-1], p.packed.data[i*p.k:]
-		for j := j0; j < full; j += mvecCols {
-			t.call(run, a, width, &p.b[j], p.ldb, i, rows, j, mvecCols)
+		prefetch := 0 // bytes from this panel; 0 prefetches what the kernel reads anyway
+		if next >= 0 && n*p.k*lineValues < min(mvecRows, p.packed.rows-next)*p.k {
+			prefetch = 4 * ((next-i)*p.k + n*p.k*lineValues)
 		}
-		if full < j1 {
-			t.call(run, a, width, &ws.b[0], mvecCols, i, rows, full, j1-full)
+		b, ldb := p.b[j:], p.ldb
+		if j == full {
+			b, ldb = ws.b, mvecCols
 		}
+		t.call(kn.mvec[width/mvecGroup-1], p.packed.data[i*p.k:], prefetch, &b[0], ldb, i, rows, j, cols)
 	}
-	if ws != nil {
-		wsPool.Put(ws)
+	if (i1-i0)*p.k <= mvecInL2 {
+		// Each tile of B is read from memory once, then from L1 by
+		// the other panels.
+		for j := j0; j < j1; j += mvecCols {
+			for i := i0; i < i1; i += mvecRows {
+				tile(i, j, min(mvecCols, j1-j), 0, -1)
+			}
+		}
+		return
+	}
+	// A panel is read from memory once per block of B (spread over the
+	// previous panel's first tiles) and then from L2 by its other tiles.
+	nc := max(mvecCols, l2Block/(4*p.k)/mvecCols*mvecCols)
+	for jc := j0; jc < j1; jc += nc {
+		jend := min(jc+nc, j1)
+		for i := i0; i < i1; i += mvecRows {
+			next := i + mvecRows
+			switch {
+			case next < i1:
+			case jend < j1:
+				next = i0
+			default:
+				next = -1
+			}
+			for n, j := 0, jc; j < jend; n, j = n+1, j+mvecCols {
+				tile(i, j, min(mvecCols, jend-j), n, next)
+			}
+		}
 	}
 }
 

@@ -38,7 +38,13 @@ func TestPackedOddShapes(t *testing.T) {
 			}
 		}
 	})
+	t.Run("m-vector layout", func(t *testing.T) { testMVec(t, cases) })
 }
+
+// packOptions are the options the public packing tests pack with: the
+// default layout, and one for narrow products (the m-vector layout where
+// the CPU has it).
+var packOptions = []PackOptions{{}, {Columns: 49}}
 
 func TestPackedMulNetworkShapes(t *testing.T) {
 	if testing.Short() || raceEnabled {
@@ -48,12 +54,14 @@ func TestPackedMulNetworkShapes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(23, 24))
 	for i, s := range networkShapes {
 		tc := newCase(rng, s, 7-i%4)
-		pa := PackA(tc.m, tc.k, tc.a, tc.lda)
-		for threads := 1; threads <= 2; threads++ {
-			SetThreads(threads)
-			tc.fill()
-			pa.Mul(tc.n, tc.b, tc.ldb, tc.c, tc.ldc, tc.ep)
-			tc.check(t, fmt.Sprintf("%dx%dx%d threads %d", s.m, s.n, s.k, threads))
+		for _, opts := range packOptions {
+			pa := PackWith(opts, tc.m, tc.k, tc.a, tc.lda)
+			for threads := 1; threads <= 2; threads++ {
+				SetThreads(threads)
+				tc.fill()
+				pa.Mul(tc.n, tc.b, tc.ldb, tc.c, tc.ldc, tc.ep)
+				tc.check(t, fmt.Sprintf("%dx%dx%d %s threads %d", s.m, s.n, s.k, pa.kn.name, threads))
+			}
 		}
 	}
 }
@@ -63,10 +71,12 @@ func TestPackedMulZeroSizes(t *testing.T) {
 	for _, s := range []shape{{0, 5, 3, 0}, {5, 0, 3, 0}, {4, 6, 0, 0}, {4, 6, 0, 2}} {
 		for parts := range 8 {
 			tc := newCase(rng, s, parts)
-			pa := PackA(tc.m, tc.k, tc.a, tc.lda)
-			tc.fill()
-			pa.Mul(tc.n, tc.b, tc.ldb, tc.c, tc.ldc, tc.ep)
-			tc.check(t, fmt.Sprintf("%dx%dx%d epilogue %d", s.m, s.n, s.k, parts))
+			for _, opts := range packOptions {
+				pa := PackWith(opts, tc.m, tc.k, tc.a, tc.lda)
+				tc.fill()
+				pa.Mul(tc.n, tc.b, tc.ldb, tc.c, tc.ldc, tc.ep)
+				tc.check(t, fmt.Sprintf("%dx%dx%d %s epilogue %d", s.m, s.n, s.k, pa.kn.name, parts))
+			}
 		}
 	}
 }
@@ -93,16 +103,18 @@ func TestPackedMulAllocs(t *testing.T) {
 	}
 	defer SetThreads(Threads())
 	rng := rand.New(rand.NewPCG(27, 28))
-	for _, s := range []shape{{100, 300, 200, 0}, {300, 40, 200, 0}} {
+	for _, s := range []shape{{100, 300, 200, 0}, {300, 40, 200, 0}, {300, 41, 200, 0}} {
 		tc := newCase(rng, s, 7)
-		pa := PackA(tc.m, tc.k, tc.a, tc.lda)
-		for _, threads := range []int{1, 2} {
-			SetThreads(threads)
-			allocs := testing.AllocsPerRun(20, func() {
-				pa.Mul(tc.n, tc.b, tc.ldb, tc.c, tc.ldc, tc.ep)
-			})
-			if allocs != 0 {
-				t.Errorf("%dx%dx%d, %d threads: %v allocations per call, want 0", s.m, s.n, s.k, threads, allocs)
+		for _, opts := range packOptions {
+			pa := PackWith(opts, tc.m, tc.k, tc.a, tc.lda)
+			for _, threads := range []int{1, 2} {
+				SetThreads(threads)
+				allocs := testing.AllocsPerRun(20, func() {
+					pa.Mul(tc.n, tc.b, tc.ldb, tc.c, tc.ldc, tc.ep)
+				})
+				if allocs != 0 {
+					t.Errorf("%dx%dx%d %s, %d threads: %v allocations per call, want 0", s.m, s.n, s.k, pa.kn.name, threads, allocs)
+				}
 			}
 		}
 	}
