@@ -116,7 +116,7 @@ func closeTo(t testing.TB, what string, got, want []float32) {
 	}
 	tol := 1e-4 * math.Max(1, maxAbs)
 	for i := range got {
-		if d := math.Abs(float64(got[i] - want[i])); d > tol {
+		if d := math.Abs(float64(got[i] - want[i])); !(d <= tol) { // NaN fails too
 			t.Errorf("%s: logit %d is %g, PyTorch's %g (diff %.3g > %.3g)", what, i, got[i], want[i], d, tol)
 		}
 	}
