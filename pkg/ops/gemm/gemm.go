@@ -7,7 +7,10 @@
 // register-blocked micro-kernel (AVX-512 or AVX2 assembly on amd64, Go
 // elsewhere) computes one tile of C at a time. A matrix used for many
 // products, such as a layer's weights, can be packed once with PackA and
-// multiplied with PackedA.Mul.
+// multiplied with PackedA.Mul. PackWith also takes the typical width of
+// the products: narrow ones (Res2Net's 7x7 and 14x14 layers) get a layout
+// whose kernels vectorise along m instead of n, so that their vectors are
+// full however few columns the product has.
 //
 // Each call uses up to Threads() goroutines, a process-wide default set with
 // SetThreads. FusedThreads and PackedA.MulThreads take the count per call

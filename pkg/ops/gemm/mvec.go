@@ -59,10 +59,12 @@ func layoutMVec(kn *kernel, m, k int) *PackedA {
 func (p *PackedA) packMVec(a []float32, lda int) {
 	for i0 := 0; i0 < p.m; i0 += mvecRows {
 		width := min(mvecRows, p.rows-i0)
+		rows := min(width, p.m-i0)
 		panel := p.data[i0*p.k : (i0+width)*p.k]
-		for r := range min(width, p.m-i0) {
-			row := a[(i0+r)*lda : (i0+r)*lda+p.k]
-			for q, v := range row {
+		// Row by row: the rows are often 4 KiB apart, so reading down a
+		// column would make every read compete for the same L1 sets.
+		for r := range rows {
+			for q, v := range a[(i0+r)*lda : (i0+r)*lda+p.k] {
 				panel[q*width+r] = v
 			}
 		}
