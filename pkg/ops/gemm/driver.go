@@ -98,17 +98,18 @@ func runWith(t *task, kn *kernel, threads int) {
 		kn = kn.small
 	}
 	t.plan = p.newPlan(kn)
+	threads = min(threads, maxThreads)
+	maxChunks := min(threads*chunksPerThread, p.m*p.n*p.k/minChunkWork)
 	t.splitM = p.n < p.m
 	if kn.mvec != nil {
 		p.checkMVec()
-		t.splitM = mvecSplitM(p.m, p.n)
+		t.splitM = mvecSplitM(p.m, p.n, maxChunks)
 	}
 	t.tiles = (p.n + kn.nr - 1) / kn.nr
 	if t.splitM {
 		t.tiles = (p.m + kn.mr - 1) / kn.mr
 	}
-	threads = min(threads, maxThreads)
-	t.chunks = min(threads*chunksPerThread, t.tiles, p.m*p.n*p.k/minChunkWork)
+	t.chunks = min(maxChunks, t.tiles)
 	if threads <= 1 || t.chunks < 2 {
 		p.block(&t.plan, 0, p.m, 0, p.n)
 		return

@@ -155,9 +155,16 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 	}
 }
 
-// mvecSplitM reports whether chunks of an m-vector product of m x n are
-// row ranges, else column ranges: whichever has more tiles, for the more
-// even split between the goroutines.
-func mvecSplitM(m, n int) bool {
-	return (m+mvecRows-1)/mvecRows >= (n+mvecCols-1)/mvecCols
+// mvecSplitM reports whether the chunks of an m-vector product of m x n,
+// at most maxChunks of them, are row ranges, else column ranges: whichever
+// makes the largest chunk the smaller share of the product, since the last
+// chunk to finish bounds the call. On a tie rows, so that each goroutine
+// reads only its share of A, the larger operand of narrow products.
+func mvecSplitM(m, n, maxChunks int) bool {
+	share := func(size, tile int) float64 {
+		tiles := (size + tile - 1) / tile
+		chunks := max(1, min(maxChunks, tiles))
+		return float64(min(size, (tiles+chunks-1)/chunks*tile)) / float64(size)
+	}
+	return share(m, mvecRows) <= share(n, mvecCols)
 }

@@ -138,3 +138,23 @@ func TestPackOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestMVecSplitM(t *testing.T) {
+	tests := []struct {
+		m, n, maxChunks int
+		want            bool
+	}{
+		{1024, 196, 8, true}, // 2 of 16 panels, against 4 of 28 tiles
+		{2048, 49, 8, true},
+		{512, 49, 8, true},   // 1 of 8 panels, against 1 of 7 tiles
+		{208, 49, 8, false},  // 64 of 208 rows, against 1 of 7 tiles
+		{208, 392, 8, false}, // 64 of 208 rows, against 7 of 56 tiles
+		{100, 7, 8, true},    // a single tile
+		{64, 49, 1, true},    // one chunk either way
+	}
+	for _, tt := range tests {
+		if got := mvecSplitM(tt.m, tt.n, tt.maxChunks); got != tt.want {
+			t.Errorf("mvecSplitM(%d, %d, %d) = %v, want %v", tt.m, tt.n, tt.maxChunks, got, tt.want)
+		}
+	}
+}
