@@ -158,3 +158,22 @@ func TestMVecSplitM(t *testing.T) {
 		}
 	}
 }
+
+// TestMVecLeadingDimensionLimit checks that a product in the m-vector
+// layout refuses leading dimensions its 32-bit row offsets cannot reach.
+func TestMVecLeadingDimensionLimit(t *testing.T) {
+	if bestMVec == nil {
+		t.Skip("no m-vector kernels on this CPU")
+	}
+	a, b, c, r := make([]float32, 3), make([]float32, 6), make([]float32, 2), make([]float32, 2)
+	pa := packA(bestMVec, 1, 3, a, 3)
+	tests := []struct {
+		name string
+		call func()
+	}{
+		{"ldc", func() { pa.Mul(2, b, 2, c, maxMVecLD+1, Epilogue{}) }},
+		{"ldr", func() { pa.Mul(2, b, 2, c, 2, Epilogue{Residual: r, LDR: maxMVecLD + 1}) }},
+	}
+	assertPanics(t, tests)
+	pa.Mul(2, b, 2, c, maxMVecLD, Epilogue{Residual: r, LDR: maxMVecLD}) // the limit itself works
+}
