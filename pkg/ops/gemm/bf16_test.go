@@ -63,7 +63,7 @@ func TestPackBBF16(t *testing.T) {
 		t.Skip("no AVX512_BF16 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(31, 32))
-	for _, kn := range []*kernel{bf16Main, bf16Small} {
+	for _, kn := range []*kernel{bestBF16, bestBF16.small} {
 		for _, s := range []struct{ kc, cols, ldb int }{
 			{1, 1, 1}, {2, 5, 7}, {7, kn.nr, kn.nr}, {8, 3*kn.nr + 17, 3*kn.nr + 20}, {33, 2*kn.nr + kn.nr/2, 200},
 			{64, kn.nr - 1, kn.nr}, {5, kn.nr / 2, kn.nr},
