@@ -256,16 +256,20 @@ func readJSON(t *testing.T, path string, v any) {
 // the number of images.
 const maxFolderRSS = 250 << 10 // KiB
 
+// flatRSS is how much more a longer folder run may peak at: predict's
+// soft memory limit lets garbage reach memoryHeadroom above what is live,
+// and how close a run comes to it depends on the collector's timing (on a
+// loaded machine the peak of 300 tiny-weight images was 15-25 MiB above
+// that of 50 in some runs, in others not). A leak grows without bound.
+const flatRSS = memoryHeadroom >> 10 // KiB
+
 // TestBinaryLongBatchMemory checks that peak memory does not grow with the
 // number of images: predict streams its inputs through a bounded pipeline.
 func TestBinaryLongBatchMemory(t *testing.T) {
 	bin := binary(t)
-	// The smaller of two runs: one run in a few peaks 15-20 MiB higher
-	// (the collector's timing), which a leak would do in both.
-	small := peakRSS(t, bin, tinyWeights, 50)
-	large := min(peakRSS(t, bin, tinyWeights, 300), peakRSS(t, bin, tinyWeights, 300))
-	t.Logf("peak RSS: 50 images %d KiB, 300 images %d KiB (the smaller of two runs)", small, large)
-	if large > small+16<<10 || large > maxFolderRSS {
+	small, large := peakRSS(t, bin, tinyWeights, 50), peakRSS(t, bin, tinyWeights, 300)
+	t.Logf("peak RSS: 50 images %d KiB, 300 images %d KiB", small, large)
+	if large > small+flatRSS || large > maxFolderRSS {
 		t.Errorf("peak RSS %d KiB (50 images), %d KiB (300 images); want flat and at most %d KiB", small, large, maxFolderRSS)
 	}
 }
@@ -280,7 +284,7 @@ func TestParityFolderMemory(t *testing.T) {
 	// will (after two, the peak was still 10-18 MiB short of it).
 	small, large := peakRSS(t, bin, full, 24), peakRSS(t, bin, full, 72)
 	t.Logf("full-size checkpoint, peak RSS: 24 images %d KiB, 72 images %d KiB", small, large)
-	if large > small+16<<10 || large > maxFolderRSS {
+	if large > small+flatRSS || large > maxFolderRSS {
 		t.Errorf("peak RSS %d KiB (24 images), %d KiB (72 images); want flat and at most %d KiB", small, large, maxFolderRSS)
 	}
 }
