@@ -229,7 +229,16 @@ func (p *convPass) run(threads int) {
 	if p.phases != nil {
 		gemm.Parallel(threads, p.c.InC, (*splitChannels)(p))
 	}
-	gemm.Parallel(threads, p.blocks, (*lowerBlocks)(p))
+	gemm.Parallel(p.blockThreads(threads), p.blocks, (*lowerBlocks)(p))
+}
+
+// blockThreads returns how many of threads goroutines may lower blocks at
+// once: each holds a slot of scratch of a whole block (any block may land
+// in any slot), and the scratch holds only the pass's rows, so at most as
+// many as whole blocks fit in them (fewer than threads only when the last
+// block is short and the blocks are as few as the threads).
+func (p *convPass) blockThreads(threads int) int {
+	return max(min(threads, p.n*p.oh/p.blockRows), 1)
 }
 
 // lowerChannels, splitChannels and lowerBlocks are a pass's jobs for
@@ -268,9 +277,9 @@ func (j *lowerBlocks) Run(lo, hi int) {
 }
 
 // slots hands out the scratch slots of concurrent jobs: bit i set means
-// slot i is in use. There are never more jobs at a time than threads,
-// and blocks are at least as many as threads, so a slot is always free
-// and every slot lies within the im2col scratch.
+// slot i is in use. There are never more jobs at a time than
+// blockThreads, so a slot is always free and every slot lies within the
+// im2col scratch.
 type slots struct{ used atomic.Uint64 }
 
 // claim takes the lowest free slot.

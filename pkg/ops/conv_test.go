@@ -38,6 +38,9 @@ func TestConv2dMatchesReference(t *testing.T) {
 		{n: 2, inC: 16, outC: 5, h: 70, w: 64, k: 3, stride: 1, pad: 1, bias: true, relu: true, residual: true, threads: 2},
 		{n: 3, inC: 20, outC: 6, h: 30, w: 40, k: 3, stride: 1, pad: 1, residual: true, threads: 2},
 		{n: 3, inC: 20, outC: 6, h: 30, w: 40, k: 3, stride: 1, pad: 1, bias: true, threads: 1},
+		// Two blocks of 3 and 2 rows on 2 threads: either goroutine may
+		// lower the 3-row block, so each slot must hold a whole block.
+		{n: 1, inC: 14, outC: 3, h: 5, w: 520, k: 3, stride: 1, pad: 1, relu: true, threads: 2},
 		// Grouped: Res2NeXt's 8 groups of 4 channels, at both strides; a
 		// grouped 1x1 (direct and strided) and groups of unequal in and out.
 		{n: 2, inC: 32, outC: 32, h: 9, w: 8, k: 3, stride: 1, pad: 1, groups: 8, bias: true, relu: true},
@@ -246,12 +249,22 @@ func TestConvColBlocks(t *testing.T) {
 		{"stage 3 branch, batch 8, 2 threads", Conv2d{InC: 104, Kernel: 3, Stride: 1, Pad: 1}, 8, 14, 14, 2, 28, 4},
 		{"blocks across images", Conv2d{InC: 20, Kernel: 3, Stride: 1, Pad: 1}, 3, 30, 40, 1, 18, 5},
 		{"no more blocks than rows", Conv2d{InC: 20, Kernel: 3, Stride: 1, Pad: 1}, 1, 3, 600, 4, 1, 3},
+		{"a short last block", Conv2d{InC: 14, Kernel: 3, Stride: 1, Pad: 1}, 1, 5, 520, 2, 3, 2},
 	}
 	for _, tc := range tests {
 		oh, ow := tc.conv.OutSize(tc.h, tc.w)
 		p := convPass{c: &tc.conv, n: tc.n, h: tc.h, w: tc.w, oh: oh, ow: ow}
-		if rows, blocks := p.colBlocks(tc.threads); rows != tc.wantRows || blocks != tc.wantBlk {
+		rows, blocks := p.colBlocks(tc.threads)
+		if rows != tc.wantRows || blocks != tc.wantBlk {
 			t.Errorf("%s: colBlocks() = %d rows x %d blocks, want %d x %d", tc.name, rows, blocks, tc.wantRows, tc.wantBlk)
+		}
+		if blocks == 1 {
+			continue // one product on all threads, no slots
+		}
+		// Every goroutine's slot must hold a whole block within the pass's rows.
+		p.blockRows = rows
+		if threads := p.blockThreads(tc.threads); threads*rows > tc.n*oh || threads < 1 || threads > tc.threads {
+			t.Errorf("%s: blockThreads(%d) = %d, with %d-row slots in %d rows", tc.name, tc.threads, threads, rows, tc.n*oh)
 		}
 	}
 }
