@@ -189,9 +189,8 @@ func TestInside(t *testing.T) {
 	}
 }
 
-// benchConv times one image through conv, reporting the GEMM rate.
 // benchConv times conv (random weights, packed as the network packs
-// them) on a batch of n h x w images, one thread.
+// them) on a batch of n h x w images, one thread, reporting the GEMM rate.
 func benchConv(b *testing.B, conv Conv2d, n, h, w int) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	conv.Weight = randTensor(rng, conv.OutC, conv.InC, conv.Kernel, conv.Kernel).Data
