@@ -63,6 +63,9 @@ const kernelArgs = "k int, a *float32, lda int, b *float32, ldb int, c *float32,
 // arguments.
 const kernelFrame = "$0-104"
 
+// nextTileFrame is kernelFrame with the two locals of prefetchNextTile.
+const nextTileFrame = "$16-104"
+
 // The k loop addresses row r of A as base + index*scale + 4*step, with
 // AX at row 0, R8 at row 7, and R9, R10, R11 holding 1, 3 and 5 rows of
 // stride: two bases and three indexes reach all 14 rows without a register
@@ -144,6 +147,55 @@ func (g *gen) prefetchTile(mr, rowBytes int) {
 			g.p("\tADDQ DI, R13")
 		}
 	}
+}
+
+// nextTileArgs sets up prefetchNextTile for a kernel of mr rows of
+// rowBytes: the C tile after this one (rowBytes further along the same
+// rows, the next tile a block computes) is brought into L1 a row per
+// four k steps, with its residual tile if there is one; without one,
+// the two pointers take alternate rows of C. Spread over the k loop, the
+// lines arrive before the tile is stored, where the prefetches of
+// loadKernelArgs, all issued at once, come too late for tiles whose C
+// and residual are far out in memory (a 1x1 conv's output, 3 MiB at
+// 56x56). DI and R14 walk the rows, R15 counts the steps left, and the
+// two locals hold their strides in bytes.
+func (g *gen) nextTileArgs(mr, rowBytes int) {
+	g.p("\tMOVQ c+40(FP), DI")
+	g.p("\tADDQ $%d, DI", rowBytes)
+	g.p("\tMOVQ ldc+48(FP), CX")
+	g.p("\tSHLQ $2, CX")
+	g.p("\tMOVQ res+88(FP), R14")
+	g.p("\tTESTQ R14, R14")
+	g.p("\tJZ nextnores")
+	g.p("\tADDQ $%d, R14", rowBytes)
+	g.p("\tMOVQ CX, pfstride-8(SP)")
+	g.p("\tMOVQ ldr+96(FP), CX")
+	g.p("\tSHLQ $2, CX")
+	g.p("\tMOVQ CX, pfstrideres-16(SP)")
+	g.p("\tMOVQ $%d, R15", mr)
+	g.p("\tJMP nextdone")
+	g.p("nextnores:")
+	g.p("\tLEAQ (DI)(CX*1), R14")
+	g.p("\tSHLQ $1, CX")
+	g.p("\tMOVQ CX, pfstride-8(SP)")
+	g.p("\tMOVQ CX, pfstrideres-16(SP)")
+	g.p("\tMOVQ $%d, R15", (mr+1)/2)
+	g.p("nextdone:")
+}
+
+// prefetchNextTile emits one step of nextTileArgs' prefetches: a row of
+// rowBytes at DI and one at R14, while R15 says there are rows left.
+func (g *gen) prefetchNextTile(rowBytes int) {
+	g.p("\tDECQ R15")
+	g.p("\tJS nextskip")
+	for _, reg := range []string{"DI", "R14"} {
+		for off := 0; off < rowBytes; off += 64 {
+			g.p("\tPREFETCHT0 %s(%s)", dispStr(off), reg)
+		}
+	}
+	g.p("\tADDQ pfstride-8(SP), DI")
+	g.p("\tADDQ pfstrideres-16(SP), R14")
+	g.p("nextskip:")
 }
 
 // kLoop emits the k loop, unrolled four times, around body(step), which
@@ -237,8 +289,17 @@ func (g *gen) avx512Kernel(mr, nv, pfB, pfA int, bf16 bool) {
 		name += "pfb"
 	}
 	g.p("// func %s(%s)", name, kernelArgs)
-	g.p("TEXT ·%s(SB), NOSPLIT, %s", name, kernelFrame)
+	// The half kernel and the small one compute a row panel's last tile.
+	nextTile := nv > 1 && pfA == 0
+	frame := kernelFrame
+	if nextTile {
+		frame = nextTileFrame
+	}
+	g.p("TEXT ·%s(SB), NOSPLIT, %s", name, frame)
 	g.loadKernelArgs(mr, nr*4, true)
+	if nextTile {
+		g.nextTileArgs(mr, nr*4)
+	}
 	if pfB > 0 {
 		g.p("\tIMUL3Q $%d, DX, R13", pfB)
 		g.p("\tADDQ BX, R13")
@@ -247,6 +308,9 @@ func (g *gen) avx512Kernel(mr, nv, pfB, pfA int, bf16 bool) {
 		g.p("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
 	}
 	g.kLoop(4, mr > 7, pfB > 0, func(s int) {
+		if s == 1 && nextTile {
+			g.prefetchNextTile(nr * 4)
+		}
 		if pfA > 0 && s == 0 {
 			for r := 0; r < mr; r++ {
 				g.p("\tPREFETCHT0 %s", rowAddr(r, pfA/4))

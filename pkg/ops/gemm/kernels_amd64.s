@@ -3,7 +3,7 @@
 #include "textflag.h"
 
 // func kernelAVX512_13x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
-TEXT ·kernelAVX512_13x32(SB), NOSPLIT, $0-104
+TEXT ·kernelAVX512_13x32(SB), NOSPLIT, $16-104
 	MOVQ c+40(FP), R13
 	MOVQ ldc+48(FP), DI
 	SHLQ $2, DI
@@ -127,6 +127,27 @@ nopfres:
 	MOVQ ldb+32(FP), DX
 	SHLQ $2, DX
 	LEAQ (DX)(DX*2), SI
+	MOVQ c+40(FP), DI
+	ADDQ $128, DI
+	MOVQ ldc+48(FP), CX
+	SHLQ $2, CX
+	MOVQ res+88(FP), R14
+	TESTQ R14, R14
+	JZ nextnores
+	ADDQ $128, R14
+	MOVQ CX, pfstride-8(SP)
+	MOVQ ldr+96(FP), CX
+	SHLQ $2, CX
+	MOVQ CX, pfstrideres-16(SP)
+	MOVQ $13, R15
+	JMP nextdone
+nextnores:
+	LEAQ (DI)(CX*1), R14
+	SHLQ $1, CX
+	MOVQ CX, pfstride-8(SP)
+	MOVQ CX, pfstrideres-16(SP)
+	MOVQ $7, R15
+nextdone:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -198,6 +219,15 @@ loop:
 	VBROADCASTSS (R8)(R11*1), Z28
 	VFMADD231PS Z26, Z28, Z24
 	VFMADD231PS Z27, Z28, Z25
+	DECQ R15
+	JS nextskip
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 (R14)
+	PREFETCHT0 64(R14)
+	ADDQ pfstride-8(SP), DI
+	ADDQ pfstrideres-16(SP), R14
+nextskip:
 	VMOVUPS (BX)(DX*1), Z26
 	VMOVUPS 64(BX)(DX*1), Z27
 	VBROADCASTSS 4(AX), Z28
@@ -1311,7 +1341,7 @@ done:
 	RET
 
 // func kernelAVX512_13x32pfb(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
-TEXT ·kernelAVX512_13x32pfb(SB), NOSPLIT, $0-104
+TEXT ·kernelAVX512_13x32pfb(SB), NOSPLIT, $16-104
 	MOVQ c+40(FP), R13
 	MOVQ ldc+48(FP), DI
 	SHLQ $2, DI
@@ -1435,6 +1465,27 @@ nopfres:
 	MOVQ ldb+32(FP), DX
 	SHLQ $2, DX
 	LEAQ (DX)(DX*2), SI
+	MOVQ c+40(FP), DI
+	ADDQ $128, DI
+	MOVQ ldc+48(FP), CX
+	SHLQ $2, CX
+	MOVQ res+88(FP), R14
+	TESTQ R14, R14
+	JZ nextnores
+	ADDQ $128, R14
+	MOVQ CX, pfstride-8(SP)
+	MOVQ ldr+96(FP), CX
+	SHLQ $2, CX
+	MOVQ CX, pfstrideres-16(SP)
+	MOVQ $13, R15
+	JMP nextdone
+nextnores:
+	LEAQ (DI)(CX*1), R14
+	SHLQ $1, CX
+	MOVQ CX, pfstride-8(SP)
+	MOVQ CX, pfstrideres-16(SP)
+	MOVQ $7, R15
+nextdone:
 	IMUL3Q $8, DX, R13
 	ADDQ BX, R13
 	VPXORD Z0, Z0, Z0
@@ -1510,6 +1561,15 @@ loop:
 	VBROADCASTSS (R8)(R11*1), Z28
 	VFMADD231PS Z26, Z28, Z24
 	VFMADD231PS Z27, Z28, Z25
+	DECQ R15
+	JS nextskip
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 (R14)
+	PREFETCHT0 64(R14)
+	ADDQ pfstride-8(SP), DI
+	ADDQ pfstrideres-16(SP), R14
+nextskip:
 	PREFETCHT0 (R13)(DX*1)
 	VMOVUPS (BX)(DX*1), Z26
 	PREFETCHT0 64(R13)(DX*1)
@@ -2623,7 +2683,7 @@ done:
 	RET
 
 // func kernelBF16_13x32(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
-TEXT ·kernelBF16_13x32(SB), NOSPLIT, $0-104
+TEXT ·kernelBF16_13x32(SB), NOSPLIT, $16-104
 	MOVQ c+40(FP), R13
 	MOVQ ldc+48(FP), DI
 	SHLQ $2, DI
@@ -2747,6 +2807,27 @@ nopfres:
 	MOVQ ldb+32(FP), DX
 	SHLQ $2, DX
 	LEAQ (DX)(DX*2), SI
+	MOVQ c+40(FP), DI
+	ADDQ $128, DI
+	MOVQ ldc+48(FP), CX
+	SHLQ $2, CX
+	MOVQ res+88(FP), R14
+	TESTQ R14, R14
+	JZ nextnores
+	ADDQ $128, R14
+	MOVQ CX, pfstride-8(SP)
+	MOVQ ldr+96(FP), CX
+	SHLQ $2, CX
+	MOVQ CX, pfstrideres-16(SP)
+	MOVQ $13, R15
+	JMP nextdone
+nextnores:
+	LEAQ (DI)(CX*1), R14
+	SHLQ $1, CX
+	MOVQ CX, pfstride-8(SP)
+	MOVQ CX, pfstrideres-16(SP)
+	MOVQ $7, R15
+nextdone:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -2844,6 +2925,15 @@ loop:
 	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xc2
 	// VDPBF16PS Z25, Z28, Z27
 	BYTE $0x62; BYTE $0x02; BYTE $0x1e; BYTE $0x40; BYTE $0x52; BYTE $0xcb
+	DECQ R15
+	JS nextskip
+	PREFETCHT0 (DI)
+	PREFETCHT0 64(DI)
+	PREFETCHT0 (R14)
+	PREFETCHT0 64(R14)
+	ADDQ pfstride-8(SP), DI
+	ADDQ pfstrideres-16(SP), R14
+nextskip:
 	VMOVUPS (BX)(DX*1), Z26
 	VMOVUPS 64(BX)(DX*1), Z27
 	VBROADCASTSS 4(AX), Z28
