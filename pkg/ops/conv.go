@@ -364,11 +364,18 @@ func (p *convPass) lower(col []float32, ld, c0, c1, r0, r1 int) {
 					row := col[((ci*k+ky)*k+kx)*ld+(r-r0)*p.ow:][:rows*p.ow]
 					switch {
 					case p.phases != nil:
-						// The tap reads one phase, shifted by half its offset.
+						// The tap reads one phase, shifted by half its offset:
+						// one copy when the phase is as large as the output
+						// (even input sizes), else row by row.
 						py, px := dy&1, dx&1 // parities, also of negative offsets
 						at, ph, pw := phaseOf(p.h, p.w, py, px)
 						phase := p.phases[(ci*p.n+img)*hw+at:][:ph*pw]
-						gather(row, phase, ph, pw, oy, (dy-py)/2, (dx-px)/2, 1, p.ow)
+						sy, sx := (dy-py)/2, (dx-px)/2
+						if ph == p.oh && pw == p.ow {
+							shifted(row, phase, pw, oy, sy, sx)
+						} else {
+							gather(row, phase, ph, pw, oy, sy, sx, 1, p.ow)
+						}
 					case same:
 						shifted(row, plane, p.w, oy, dy, dx)
 					default:
@@ -418,9 +425,10 @@ func phaseOf(h, w, py, px int) (at, ph, pw int) {
 // shifted fills row (whole output rows from oy0 on, w values each) with
 // plane shifted by dy rows and dx columns, zero where the source is outside
 // the image: im2col rows of a stride-1 conv whose output is as large as
-// its input, such as the 3x3 convs of the multi-scale unit. In row-major
-// order the shift is a single offset, so it is one copy plus zeroing the
-// columns that wrapped around.
+// its input, such as the 3x3 convs of the multi-scale unit, and of a
+// stride-2 conv's taps on a phase of the output's size. In row-major order
+// the shift is a single offset, so it is one copy plus zeroing the columns
+// that wrapped around.
 func shifted(row, plane []float32, w, oy0, dy, dx int) {
 	n := len(row)
 	d := (oy0+dy)*w + dx // row[j] = plane[j+d]

@@ -32,6 +32,7 @@ func TestConv2dMatchesReference(t *testing.T) {
 		{n: 2, inC: 3, outC: 4, h: 6, w: 9, k: 5, stride: 1, pad: 2, relu: true},
 		// Images wide enough (65x64 and 64x65 outputs) to run one by one.
 		{n: 3, inC: 3, outC: 4, h: 130, w: 127, k: 7, stride: 2, pad: 3, bias: true, relu: true, residual: true, threads: 2},
+		{n: 2, inC: 3, outC: 8, h: 96, w: 96, k: 7, stride: 2, pad: 3, bias: true, relu: true, threads: 2},
 		{n: 2, inC: 2, outC: 3, h: 64, w: 65, k: 3, stride: 1, pad: 1, residual: true, threads: 1},
 		// Wide enough for column blocks (see colBlocks): one image at a
 		// time, and blocks that span two images of a batch.
