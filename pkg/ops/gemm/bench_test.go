@@ -79,8 +79,8 @@ func BenchmarkGonum(b *testing.B) {
 
 // BenchmarkPacked is PackedA.Mul on the network shapes, A packed outside
 // the timing, to compare with BenchmarkFused, in each precision this CPU
-// runs, and for FP32 in the m-vector layout too (fp32-mvec, whatever the
-// width), to compare the two layouts.
+// runs, and in the m-vector layout too (fp32-mvec and bf16-mvec, whatever
+// the width), to compare the two layouts.
 func BenchmarkPacked(b *testing.B) {
 	type layout struct {
 		name string
@@ -92,6 +92,9 @@ func BenchmarkPacked(b *testing.B) {
 	}
 	if bestMVec != nil {
 		layouts = append(layouts, layout{"fp32-mvec", func(m, k int, a []float32) *PackedA { return packA(bestMVec, m, k, a, k) }})
+	}
+	if bestBF16MVec != nil {
+		layouts = append(layouts, layout{"bf16-mvec", func(m, k int, a []float32) *PackedA { return packA(bestBF16MVec, m, k, a, k) }})
 	}
 	for _, l := range layouts {
 		b.Run(l.name, func(b *testing.B) {

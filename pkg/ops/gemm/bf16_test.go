@@ -109,15 +109,17 @@ func TestPackBBF16(t *testing.T) {
 // product of the rounded operands.
 func bf16Case(rng *rand.Rand, s shape, parts int) *testCase {
 	tc := newCase(rng, s, parts)
-	round := func(s []float32) []float32 {
-		r := make([]float32, len(s))
-		for i, v := range s {
-			r[i] = RoundBF16(v)
-		}
-		return r
-	}
-	tc.expect(round(tc.a), round(tc.b))
+	tc.expect(roundAll(tc.a), roundAll(tc.b))
 	return tc
+}
+
+// roundAll returns the values of s rounded to bfloat16.
+func roundAll(s []float32) []float32 {
+	r := make([]float32, len(s))
+	for i, v := range s {
+		r[i] = RoundBF16(v)
+	}
+	return r
 }
 
 func TestBF16OddShapes(t *testing.T) {
@@ -135,12 +137,18 @@ func TestBF16OddShapes(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		step = 5
 	}
+	kns := []*kernel{bestBF16}
+	if bestBF16MVec != nil {
+		kns = append(kns, bestBF16MVec)
+	}
 	for i := 0; i < len(shapes); i += step {
 		tc := bf16Case(rng, shapes[i], i%8)
-		pa := packA(bestBF16, tc.m, tc.k, tc.a, tc.lda)
-		for threads := 1; threads <= 3; threads++ {
-			tc.runPacked(bestBF16, pa, threads)
-			tc.check(t, fmt.Sprintf("%dx%dx%d pad %d epilogue %d threads %d", tc.m, tc.n, tc.k, tc.ldc-tc.n, i%8, threads))
+		for _, kn := range kns {
+			pa := packA(kn, tc.m, tc.k, tc.a, tc.lda)
+			for threads := 1; threads <= 3; threads++ {
+				tc.runPacked(kn, pa, threads)
+				tc.check(t, fmt.Sprintf("%s %dx%dx%d pad %d epilogue %d threads %d", kn.name, tc.m, tc.n, tc.k, tc.ldc-tc.n, i%8, threads))
+			}
 		}
 	}
 }
@@ -155,14 +163,21 @@ func TestBF16NetworkShapes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(35, 36))
 	for i, s := range networkShapes {
 		tc := bf16Case(rng, s, 7-i%4)
-		pa := PackAPrecision(BF16, tc.m, tc.k, tc.a, tc.lda)
-		if pa.Precision() != BF16 {
-			t.Fatalf("PackAPrecision(BF16) gave %v", pa.Precision())
-		}
-		for threads := 1; threads <= 2; threads++ {
-			tc.fill()
-			pa.MulThreads(threads, tc.n, tc.b, tc.ldb, tc.c, tc.ldc, tc.ep)
-			tc.check(t, fmt.Sprintf("%dx%dx%d threads %d", s.m, s.n, s.k, threads))
+		// The default layout, and the one the network packs the shape in
+		// (the m-vector layout for the narrow ones).
+		for _, opts := range []PackOptions{{Precision: BF16}, {Precision: BF16, Columns: s.n}} {
+			pa := PackWith(opts, tc.m, tc.k, tc.a, tc.lda)
+			if pa.Precision() != BF16 {
+				t.Fatalf("PackWith(%+v) gave %v", opts, pa.Precision())
+			}
+			if opts.Columns != 0 && pa.kn == bestBF16 {
+				continue // tested above
+			}
+			for threads := 1; threads <= 2; threads++ {
+				tc.fill()
+				pa.MulThreads(threads, tc.n, tc.b, tc.ldb, tc.c, tc.ldc, tc.ep)
+				tc.check(t, fmt.Sprintf("%s %dx%dx%d threads %d", pa.kn.name, s.m, s.n, s.k, threads))
+			}
 		}
 	}
 }

@@ -110,12 +110,16 @@ func runWith(t *task, kn *kernel, threads int) {
 		t.tiles = (p.m + kn.mr - 1) / kn.mr
 	}
 	t.chunks = min(maxChunks, t.tiles)
-	if threads <= 1 || t.chunks < 2 {
+	serial := threads <= 1 || t.chunks < 2
+	t.packJobs = 0
+	if kn.pairRows != nil {
+		defer wsPool.Put(t.pairB(serial, threads))
+	}
+	if serial {
 		p.block(&t.plan, 0, p.m, 0, p.n)
 		return
 	}
 	var shared *workspace
-	t.packJobs = 0
 	if t.splitM && t.nc >= p.n && !t.inPlaceB {
 		// Every row chunk reads all of B: pack it once, in parallel.
 		shared = wsPool.Get().(*workspace)
@@ -226,6 +230,10 @@ func (t *task) step() bool {
 // packShared packs job j of the shared B: panels [f0, f1) of one k slice,
 // where packBlock would put them.
 func (t *task) packShared(j int) {
+	if t.kn.pairRows != nil {
+		t.pairJob(j*t.packPanels, min((j+1)*t.packPanels, t.kn.rows(t.k)))
+		return
+	}
 	kn, nr := t.kn, t.kn.nr
 	perSlice := t.packJobs / t.nk
 	pk, f0 := j/perSlice, j%perSlice*t.packPanels
@@ -385,6 +393,10 @@ type plan struct {
 	// at pk*kc*nc), shared by all chunks; halfB is packBlock's result.
 	sharedB []float32
 	halfB   bool
+	// srcB and srcLDB, for a kernel with pairRows, are B as given: the
+	// problem's B is then its conversion into pairs (see pairB).
+	srcB   []float32
+	srcLDB int
 }
 
 // newPlan returns the blocking of p for kernel kn.

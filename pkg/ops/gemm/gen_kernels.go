@@ -15,6 +15,8 @@ import (
 	"log"
 	"os"
 	"strings"
+
+	"github.com/res2net/res2net/pkg/ops/gemm/internal/evex"
 )
 
 func main() {
@@ -32,13 +34,17 @@ func main() {
 	g.avx512Kernel(13, 1, 0, 0, true)
 	g.avx512Kernel(6, 4, 0, smallPFA, true)
 	for groups := 1; groups <= 4; groups++ {
-		g.mvecKernel(groups)
+		g.mvecKernel(groups, false)
+	}
+	for groups := 1; groups <= 4; groups++ {
+		g.mvecKernel(groups, true)
 	}
 	g.avx2Kernel(6, 2)
 	g.packB(2)
 	g.packB(4)
 	g.packBBF16(2)
 	g.packBBF16(4)
+	g.pairRowsBF16()
 	g.packBAVX2()
 	g.avx2MaskTable()
 	g.mvecLaneTable()
@@ -86,8 +92,15 @@ func rowAddr(r, s int) string {
 }
 
 // bAddr returns the address of byte disp of row s of B.
-func bAddr(s, disp int) string {
-	return dispStr(disp) + [4]string{"(BX)", "(BX)(DX*1)", "(BX)(DX*2)", "(BX)(SI*1)"}[s]
+func bAddr(s, disp int) string { return bMem(s, disp).Go() }
+
+// bMem is bAddr as an operand for evex.
+func bMem(s, disp int) evex.Mem {
+	index := [4]struct {
+		reg   string
+		scale int
+	}{{"", 0}, {"DX", 1}, {"DX", 2}, {"SI", 1}}[s]
+	return evex.Mem{Base: "BX", Index: index.reg, Scale: index.scale, Disp: disp}
 }
 
 func dispStr(disp int) string {
@@ -326,7 +339,7 @@ func (g *gen) avx512Kernel(mr, nv, pfB, pfA int, bf16 bool) {
 			g.p("\tVBROADCASTSS %s, %s", rowAddr(r, s), bc)
 			for v := 0; v < nv; v++ {
 				if bf16 {
-					g.evex("VDPBF16PS", opDPBF16PS, ppF3, r*nv+v, nacc+nv, nacc+v)
+					g.evexReg(evex.DPBF16PS, r*nv+v, nacc+nv, nacc+v)
 				} else {
 					g.p("\tVFMADD231PS %s, %s, %s", breg(v), bc, acc(r, v))
 				}
@@ -421,12 +434,21 @@ const mvecPFB = 8
 // the result along precomputed row offsets, under a mask of the first mr
 // rows and of the columns in mask: a few hundred cycles per tile, small
 // against a k loop of 28 FMAs per step when k is in the hundreds.
-func (g *gen) mvecKernel(groups int) {
+//
+// With bf16 it emits kernelMVecBF16_<16*groups>x7 instead, the same kernel
+// on bfloat16 pairs (k counts pairs): A holds a vector of 16 pairs per
+// group and pair step, B (as pairRowsBF16 converts it) a row of pairs per
+// pair step, and VDPBF16PS, whose memory operand is broadcast as the FMA's
+// is, adds both products of each pair.
+func (g *gen) mvecKernel(groups int, bf16 bool) {
 	nacc := mvecCols * groups
-	acc := func(gr, c int) string { return fmt.Sprintf("Z%d", c*groups+gr) }
+	acc := func(gr, c int) int { return c*groups + gr }
 	areg := func(gr int) string { return fmt.Sprintf("Z%d", nacc+gr) }
 	rowMask := func(gr int) string { return fmt.Sprintf("K%d", gr+2) }
 	name := fmt.Sprintf("kernelMVec_%dx%d", 16*groups, mvecCols)
+	if bf16 {
+		name = fmt.Sprintf("kernelMVecBF16_%dx%d", 16*groups, mvecCols)
+	}
 	g.p("")
 	g.p("// func %s(%s)", name, kernelArgs)
 	g.p("TEXT ·%s(SB), NOSPLIT, %s", name, kernelFrame)
@@ -455,7 +477,11 @@ func (g *gen) mvecKernel(groups int) {
 		}
 		for c := range mvecCols {
 			for gr := range groups {
-				g.p("\tVFMADD231PS.BCST %s, %s, %s", bAddr(s, 4*c), areg(gr), acc(gr, c))
+				if bf16 {
+					g.evexBcst(evex.DPBF16PS, acc(gr, c), nacc+gr, bMem(s, 4*c))
+				} else {
+					g.p("\tVFMADD231PS.BCST %s, %s, Z%d", bAddr(s, 4*c), areg(gr), acc(gr, c))
+				}
 			}
 		}
 	})
@@ -520,7 +546,7 @@ func (g *gen) mvecKernel(groups int) {
 			g.p("\tVPXORD %s, %s, %s", tmp, tmp, tmp)
 			g.p("\tKMOVW %s, K1", rowMask(gr))
 			g.p("\tVGATHERDPS %s(%s)(%s*4), K1, %s", dispStr(4*c), base[gr], idx, tmp)
-			g.p("\tVADDPS %s, %s, %s", tmp, acc(gr, c), acc(gr, c))
+			g.p("\tVADDPS %s, Z%d, Z%d", tmp, acc(gr, c), acc(gr, c))
 		}
 	}
 	unless("$1, R8", "noacc", func() { columns("noacc", gather(cBase, idxC)) })
@@ -528,7 +554,7 @@ func (g *gen) mvecKernel(groups int) {
 		for gr := range groups {
 			g.p("\tVMOVUPS.Z %s(R9), %s, %s", dispStr(64*gr), rowMask(gr), tmp)
 			for c := range mvecCols {
-				g.p("\tVADDPS %s, %s, %s", tmp, acc(gr, c), acc(gr, c))
+				g.p("\tVADDPS %s, Z%d, Z%d", tmp, acc(gr, c), acc(gr, c))
 			}
 		}
 	})
@@ -540,7 +566,7 @@ func (g *gen) mvecKernel(groups int) {
 	})
 	columns("done", func(gr, c int) {
 		g.p("\tKMOVW %s, K1", rowMask(gr))
-		g.p("\tVSCATTERDPS %s, K1, %s(%s)(%s*4)", acc(gr, c), dispStr(4*c), cBase[gr], idxC)
+		g.p("\tVSCATTERDPS Z%d, K1, %s(%s)(%s*4)", acc(gr, c), dispStr(4*c), cBase[gr], idxC)
 	})
 	g.p("done:")
 	g.p("\tVZEROUPPER")
@@ -792,37 +818,35 @@ func (g *gen) packBAVX2() {
 	g.p("\tRET")
 }
 
-// Opcodes (map 0F38) and the implied-prefix field of the EVEX instructions
-// Go's assembler has no mnemonic for; evex encodes them.
-const (
-	opDPBF16PS      = 0x52 // VDPBF16PS: EVEX.512.F3.0F38.W0 52 /r
-	opCVTNE2PS2BF16 = 0x72 // VCVTNE2PS2BF16: EVEX.512.F2.0F38.W0 72 /r
-	ppF3            = 2
-	ppF2            = 3
-)
+// evexReg emits "op Zdst, Zsrc1, Zsrc2" (Intel's operand order) as bytes,
+// for an instruction Go's assembler has no mnemonic for.
+func (g *gen) evexReg(op evex.Op, dst, src1, src2 int) {
+	enc, err := op.Reg(dst, src1, src2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	g.p("\t// %s Z%d, Z%d, Z%d", op.Name, dst, src1, src2)
+	g.bytes(enc)
+}
 
-// evex emits the register form of a 512-bit EVEX instruction in map 0F38
-// with W0 and no masking, "name Zdst, Zsrc1, Zsrc2" in Intel's operand
-// order, as bytes: dst goes in ModRM.reg (extended by EVEX.R and R'),
-// src1 in EVEX.vvvv (and V'), src2 in ModRM.rm (and EVEX.B and X). The
-// register bits are stored inverted.
-func (g *gen) evex(name string, opcode, pp, dst, src1, src2 int) {
-	for _, r := range []int{dst, src1, src2} {
-		if r < 0 || r > 31 {
-			log.Fatalf("%s: no register Z%d", name, r)
-		}
+// evexBcst emits "op Zdst, Zsrc1, m32bcst" as bytes: the 32-bit value at m
+// broadcast to every lane.
+func (g *gen) evexBcst(op evex.Op, dst, src1 int, m evex.Mem) {
+	enc, err := op.Bcst(dst, src1, m)
+	if err != nil {
+		log.Fatal(err)
 	}
-	inv := func(r, bit int) int { return (^r >> bit) & 1 }
-	b := [6]int{
-		0x62,
-		inv(dst, 3)<<7 | inv(src2, 4)<<6 | inv(src2, 3)<<5 | inv(dst, 4)<<4 | 0x2, // R X B R' 0 mmm=010
-		(^src1&15)<<3 | 0x4 | pp, // W=0, vvvv, 1, pp
-		0x40 | inv(src1, 4)<<3,   // z=0, L'L=10 (512 bits), b=0, V', aaa=0
-		opcode,
-		0xc0 | (dst&7)<<3 | src2&7, // ModRM: register form
+	g.p("\t// %s Z%d, Z%d, %s{1to16}", op.Name, dst, src1, m.Go())
+	g.bytes(enc)
+}
+
+// bytes emits enc as BYTE directives on one line.
+func (g *gen) bytes(enc []byte) {
+	parts := make([]string, len(enc))
+	for i, b := range enc {
+		parts[i] = fmt.Sprintf("BYTE $0x%02x", b)
 	}
-	g.p("\t// %s Z%d, Z%d, Z%d", name, dst, src1, src2)
-	g.p("\tBYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x; BYTE $0x%02x", b[0], b[1], b[2], b[3], b[4], b[5])
+	g.p("\t%s", strings.Join(parts, "; "))
 }
 
 // packBBF16 emits packBBF16_<16*nv>, packB for the bfloat16 kernels: kc
@@ -861,38 +885,48 @@ func (g *gen) packBBF16(nv int) {
 			g.p("\tSHRQ $16, BX")
 		}
 	}
+	g.bf16Rows(nv, "kc+24(FP)", fmt.Sprintf("ADDQ $%d, DI", nr*4), false)
+}
+
+// bf16Rows emits the loop of packBBF16 and pairRowsBF16 over the rows of
+// pairs, with the registers of packBBF16Row set and DX holding the rows
+// of B (kArg, too): row pairs, then the odd last row against zeros.
+// advance moves DI to the next row of pairs; with masked, the partial
+// vector's store is masked too.
+func (g *gen) bf16Rows(nv int, kArg, advance string, masked bool) {
 	g.p("\tVMOVDQU32 bf16Interleave<>(SB), Z30")
 	g.p("\tVPXORD Z31, Z31, Z31")
-	// Row pairs, then the odd last row against zeros. Z0.. hold row 2q,
-	// Z<nv>.. row 2q+1; the pairs overwrite Z0...
+	// Z0.. hold row 2q, Z<nv>.. row 2q+1; the pairs overwrite Z0...
 	g.p("\tSHRQ $1, DX")
 	g.p("\tJZ odd")
 	g.p("pair:")
-	g.packBBF16Row(nv, "p", false)
+	g.packBBF16Row(nv, "p", false, masked)
 	g.p("\tLEAQ (SI)(AX*2), SI")
-	g.p("\tADDQ $%d, DI", nr*4)
+	g.p("\t%s", advance)
 	g.p("\tDECQ DX")
 	g.p("\tJNZ pair")
 	g.p("odd:")
-	g.p("\tTESTQ $1, kc+24(FP)")
+	g.p("\tTESTQ $1, %s", kArg)
 	g.p("\tJZ done")
-	g.packBBF16Row(nv, "o", true)
+	g.packBBF16Row(nv, "o", true, masked)
 	g.p("done:")
 	g.p("\tVZEROUPPER")
 	g.p("\tRET")
 }
 
 // packBBF16Row emits one row of pairs of packBBF16 (labels suffixed with
-// sfx): rows SI and SI+AX, or SI and zeros when last.
-func (g *gen) packBBF16Row(nv int, sfx string, last bool) {
+// sfx): rows SI and SI+AX, or SI and zeros when last. The full panels'
+// rows go to DI, R10 bytes apart, the partial panel's (CX columns, in K1..)
+// to R11, which then advances R9 bytes; its last vector is stored whole,
+// zero-padded, or with masked only its columns.
+func (g *gen) packBBF16Row(nv int, sfx string, last, masked bool) {
 	nr := 16 * nv
 	convert := func(v int) {
 		hi := nv + v
 		if last {
 			hi = 31
 		}
-		g.evex("VCVTNE2PS2BF16", opCVTNE2PS2BF16, ppF2, v, hi, v)
-		g.p("\tVPERMW Z%d, Z30, Z%d", v, v)
+		g.convertPairs(v, hi)
 	}
 	g.p("\tMOVQ SI, R12")
 	g.p("\tMOVQ DI, R13")
@@ -927,11 +961,59 @@ func (g *gen) packBBF16Row(nv int, sfx string, last bool) {
 			g.p("\tVMOVUPS.Z %s(R12)(AX*1), K%d, Z%d", dispStr(64*v), v+1, nv+v)
 		}
 		convert(v)
-		g.p("\tVMOVDQU32 Z%d, %s(R11)", v, dispStr(64*v))
+		if masked {
+			g.p("\tVMOVDQU32 Z%d, K%d, %s(R11)", v, v+1, dispStr(64*v))
+		} else {
+			g.p("\tVMOVDQU32 Z%d, %s(R11)", v, dispStr(64*v))
+		}
 	}
 	g.p("narrow%s:", sfx)
 	g.p("\tADDQ R9, R11")
 	g.p("next%s:", sfx)
+}
+
+// convertPairs emits the rounding of Zlo (16 values of row 2q) and Zhi
+// (row 2q+1) to 16 bfloat16 pairs in Zlo: VCVTNE2PS2BF16 puts its second
+// source's values in the lower half and its first's in the upper, and
+// VPERMW with the bf16Interleave indexes (in Z30) interleaves the halves.
+func (g *gen) convertPairs(lo, hi int) {
+	g.evexReg(evex.CVTNE2PS2BF16, lo, hi, lo)
+	g.p("\tVPERMW Z%d, Z30, Z%d", lo, lo)
+}
+
+// pairRowsBF16 emits pairRowsBF16(dst, b *float32, ldb, ldd, k, n int),
+// the B of the bfloat16 m-vector kernels, which read it in place: k rows
+// of n values of B (ldb apart) become (k+1)/2 rows of n pairs (ldd
+// apart), pair j of row q holding B[2q][j] in its lower half and
+// B[2q+1][j] in its upper, rounded as packBBF16 rounds them; the missing
+// row of an odd k is zero. Nothing past column n is read or written.
+func (g *gen) pairRowsBF16() {
+	g.p("")
+	g.p("// func pairRowsBF16(dst, b *float32, ldb, ldd, k, n int)")
+	g.p("TEXT ·pairRowsBF16(SB), NOSPLIT, $0-48")
+	g.p("\tMOVQ dst+0(FP), DI")
+	g.p("\tMOVQ b+8(FP), SI")
+	g.p("\tMOVQ ldb+16(FP), AX")
+	g.p("\tSHLQ $2, AX")
+	g.p("\tMOVQ ldd+24(FP), R9")
+	g.p("\tSHLQ $2, R9")
+	g.p("\tMOVQ k+32(FP), DX")
+	// Rows of packBBF16_16's panels, one panel per 16 columns and then
+	// the partial one, all within the row of pairs: R8 panels 64 bytes
+	// apart, and CX columns (K1) from R11 = DI + 64*R8.
+	g.p("\tMOVQ n+40(FP), R8")
+	g.p("\tMOVQ R8, CX")
+	g.p("\tANDQ $15, CX")
+	g.p("\tSHRQ $4, R8")
+	g.p("\tMOVL $1, BX")
+	g.p("\tSHLL CX, BX")
+	g.p("\tDECL BX")
+	g.p("\tKMOVW BX, K1")
+	g.p("\tMOVQ $64, R10")
+	g.p("\tMOVQ R8, R11")
+	g.p("\tSHLQ $6, R11")
+	g.p("\tADDQ DI, R11")
+	g.bf16Rows(1, "k+32(FP)", "ADDQ R9, DI", true)
 }
 
 // bf16InterleaveTable emits the VPERMW indexes that turn VCVTNE2PS2BF16's

@@ -37,6 +37,29 @@ func kernelMVec_48x7(k int, a *float32, lda int, b *float32, ldb int, c *float32
 //go:noescape
 func kernelMVec_64x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
 
+// The bfloat16 m-vector kernels: the m-vector kernels on pairs (see
+// mvecKernel in gen_kernels.go), k counting pairs, b as pairRowsBF16
+// writes it.
+
+//go:noescape
+func kernelMVecBF16_16x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVecBF16_32x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVecBF16_48x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVecBF16_64x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+// pairRowsBF16 converts k rows of n values of B (ldb apart) into the
+// (k+1)/2 rows of n bfloat16 pairs (ldd apart) that the bfloat16 m-vector
+// kernels read: see pairRowsBF16 in gen_kernels.go.
+//
+//go:noescape
+func pairRowsBF16(dst, b *float32, ldb, ldd, k, n int)
+
 // The bfloat16 kernels: the same arguments on pairs (see avx512Kernel in
 // gen_kernels.go), k counting pairs.
 
@@ -120,11 +143,29 @@ var avx512MVec = &kernel{
 	mvec: []kernelFunc{kernelMVec_16x7, kernelMVec_32x7, kernelMVec_48x7, kernelMVec_64x7},
 }
 
+// bf16MVec is avx512MVec on bfloat16 pairs, for narrow products in BF16:
+// B is converted to pairs once per call (pairRows) and then read in
+// place like avx512MVec's.
+var bf16MVec = &kernel{
+	name: "bf16-64x7m", mr: mvecRows, nr: mvecCols, bf16: true,
+	mvec:     []kernelFunc{kernelMVecBF16_16x7, kernelMVecBF16_32x7, kernelMVecBF16_48x7, kernelMVecBF16_64x7},
+	pairRows: pairRowsBF16,
+}
+
 // bestMVec is the kernel of PackedA in the m-vector layout, or nil when
 // this CPU has none (then PackWith never makes that layout).
 var bestMVec = func() *kernel {
 	if cpu.X86.HasAVX512F {
 		return avx512MVec
+	}
+	return nil
+}()
+
+// bestBF16MVec is the kernel of BF16 products in the m-vector layout, or
+// nil when this CPU has none.
+var bestBF16MVec = func() *kernel {
+	if bestBF16 != nil && bestMVec != nil {
+		return bf16MVec
 	}
 	return nil
 }()

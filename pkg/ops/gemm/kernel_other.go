@@ -13,3 +13,6 @@ var bestBF16 *kernel
 
 // bestMVec is nil: the m-vector layout needs the amd64 kernels.
 var bestMVec *kernel
+
+// bestBF16MVec is nil: BF16 products need the amd64 kernels.
+var bestBF16MVec *kernel

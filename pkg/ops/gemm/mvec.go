@@ -43,10 +43,11 @@ const mvecInL2 = l2Block / 4
 const maxMVecLD = math.MaxInt32 / mvecGroup
 
 // layoutMVec returns the m-vector layout of an m x k matrix for kn,
-// without its values: see packMVec.
+// without its values: see packMVec (and packMVecBF16; ld is the panels'
+// depth, k or (k+1)/2 pairs).
 func layoutMVec(kn *kernel, m, k int) *PackedA {
 	rows := roundUp(m, mvecGroup)
-	return &PackedA{m: m, k: k, kn: kn, rows: rows, kc: k, nk: 1, ld: k}
+	return &PackedA{m: m, k: k, kn: kn, rows: rows, kc: k, nk: 1, ld: kn.rows(k)}
 }
 
 // packMVec packs a into p in the m-vector layout: A is cut into panels
@@ -96,13 +97,14 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 	if p.ep.ReLU {
 		t.flags |= flagReLU
 	}
+	steps := kn.rows(p.k) // rows of the panels and of B: k, or pairs
 	full := j0 + (j1-j0)/mvecCols*mvecCols
 	var ws *workspace
 	if full < j1 {
 		ws = wsPool.Get().(*workspace)
 		defer wsPool.Put(ws)
-		ws.b = grow(ws.b, p.k*mvecCols)
-		for q := range p.k {
+		ws.b = grow(ws.b, steps*mvecCols)
+		for q := range steps {
 			row := ws.b[q*mvecCols : (q+1)*mvecCols]
 			clear(row[copy(row, p.b[q*p.ldb+full:q*p.ldb+j1]):])
 		}
@@ -115,16 +117,16 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 		rows := min(mvecRows, i1-i)
 		width := roundUp(rows, mvecGroup)
 		prefetch := 0 // bytes from this panel; 0 prefetches what the kernel reads anyway
-		if next >= 0 && n*p.k*lineValues < min(mvecRows, p.packed.rows-next)*p.k {
-			prefetch = 4 * ((next-i)*p.k + n*p.k*lineValues)
+		if next >= 0 && n*steps*lineValues < min(mvecRows, p.packed.rows-next)*steps {
+			prefetch = 4 * ((next-i)*steps + n*steps*lineValues)
 		}
 		b, ldb := p.b[j:], p.ldb
 		if j == full {
 			b, ldb = ws.b, mvecCols
 		}
-		t.call(kn.mvec[width/mvecGroup-1], p.packed.data[i*p.k:], prefetch, &b[0], ldb, i, rows, j, cols)
+		t.call(kn.mvec[width/mvecGroup-1], p.packed.data[i*steps:], prefetch, &b[0], ldb, i, rows, j, cols)
 	}
-	if (i1-i0)*p.k <= mvecInL2 {
+	if (i1-i0)*steps <= mvecInL2 {
 		// Each tile of B is read from memory once, then from L1 by
 		// the other panels.
 		for j := j0; j < j1; j += mvecCols {
@@ -136,7 +138,7 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 	}
 	// A panel is read from memory once per block of B (spread over the
 	// previous panel's first tiles) and then from L2 by its other tiles.
-	nc := max(mvecCols, l2Block/(4*p.k)/mvecCols*mvecCols)
+	nc := max(mvecCols, l2Block/(4*steps)/mvecCols*mvecCols)
 	for jc := j0; jc < j1; jc += nc {
 		jend := min(jc+nc, j1)
 		for i := i0; i < i1; i += mvecRows {

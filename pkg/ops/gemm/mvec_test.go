@@ -19,25 +19,31 @@ var mvecShapes = []shape{
 	{71, 392, 13, 0}, {512, 49, 205, 0}, {200, 200, 700, 1},
 }
 
-// testMVec computes every case from A in the m-vector layout on 1 to 3
-// goroutines, even the smallest split into chunks.
-func testMVec(t *testing.T, cases []*testCase) {
-	if bestMVec == nil {
+// testMVec computes every case from A in the m-vector layout of kn
+// (bestMVec or bestBF16MVec) on 1 to 3 goroutines, even the smallest split
+// into chunks.
+func testMVec(t *testing.T, kn *kernel, cases []*testCase) {
+	if kn == nil {
 		t.Skip("no m-vector kernels on this CPU")
 	}
 	defer func(c int) { minChunkWork = c }(minChunkWork)
 	minChunkWork = 1
 	for _, tc := range cases {
-		pa := packA(bestMVec, tc.m, tc.k, tc.a, tc.lda)
+		pa := packA(kn, tc.m, tc.k, tc.a, tc.lda)
 		for threads := 1; threads <= 3; threads++ {
-			tc.runPacked(bestMVec, pa, threads)
+			tc.runPacked(kn, pa, threads)
 			tc.check(t, fmt.Sprintf("%dx%dx%d pad %d threads %d", tc.m, tc.n, tc.k, tc.ldc-tc.n, threads))
 		}
 	}
 }
 
 func TestMVecShapes(t *testing.T) {
-	rng := rand.New(rand.NewPCG(31, 32))
+	testMVec(t, bestMVec, mvecCases(rand.New(rand.NewPCG(31, 32)), newCase))
+}
+
+// mvecCases returns the cases of mvecShapes made by newCase (or bf16Case)
+// with every epilogue, a quarter of them under the race detector.
+func mvecCases(rng *rand.Rand, newCase func(*rand.Rand, shape, int) *testCase) []*testCase {
 	var cases []*testCase
 	for i, s := range mvecShapes {
 		for parts := range 8 {
@@ -46,7 +52,7 @@ func TestMVecShapes(t *testing.T) {
 			}
 		}
 	}
-	testMVec(t, cases)
+	return cases
 }
 
 // TestMVecAccumulate checks flagAccumulate in the m-vector kernels: C
@@ -95,9 +101,12 @@ func TestPackOptions(t *testing.T) {
 	if mvec == nil {
 		mvec = best
 	}
-	bf16 := bestBF16
+	bf16, bf16MVec := bestBF16, bestBF16MVec
 	if bf16 == nil {
 		bf16 = best
+	}
+	if bf16MVec == nil {
+		bf16MVec = mvec
 	}
 	rng := rand.New(rand.NewPCG(35, 36))
 	tests := []struct {
@@ -110,7 +119,10 @@ func TestPackOptions(t *testing.T) {
 		{PackOptions{Columns: 196}, mvec},
 		{PackOptions{Columns: 197}, best},
 		{PackOptions{Columns: 3136}, best},
-		{PackOptions{Precision: BF16, Columns: 49}, bf16},
+		{PackOptions{Precision: BF16}, bf16},
+		{PackOptions{Precision: BF16, Columns: 49}, bf16MVec},
+		{PackOptions{Precision: BF16, Columns: 196}, bf16MVec},
+		{PackOptions{Precision: BF16, Columns: 197}, bf16},
 	}
 	for _, tt := range tests {
 		tc := newCase(rng, shape{70, 49, 30, 0}, 7)

@@ -34,11 +34,11 @@ type PackOptions struct {
 	// used for, per image (for a conv's weights, its output positions at
 	// the input size the network is usually run at), or 0 when unknown.
 	// It only selects the layout, and with it the kernels: products of
-	// any width are exact with either. FP32 matrices for products at
-	// most 196 wide (Res2Net's 14x14 and 7x7 layers at batch 1, where
-	// it measured faster) get the m-vector layout, whose kernels
-	// vectorise along m and so fill every lane however narrow the
-	// product; the others, and BF16 matrices, get the default layout.
+	// any width are exact with either. Matrices for products at most
+	// 196 wide (Res2Net's 14x14 and 7x7 layers at batch 1, where it
+	// measured faster), in either precision, get the m-vector layout,
+	// whose kernels vectorise along m and so fill every lane however
+	// narrow the product; the others get the default layout.
 	Columns int
 }
 
@@ -67,6 +67,8 @@ func PackWith(opts PackOptions, m, k int, a []float32, lda int) *PackedA {
 // which fixes its layout.
 func (o PackOptions) kernel() *kernel {
 	switch {
+	case o.Precision == BF16 && bestBF16MVec != nil && mvecColumns(o.Columns):
+		return bestBF16MVec
 	case o.Precision == BF16 && bestBF16 != nil:
 		return bestBF16
 	case bestMVec != nil && mvecColumns(o.Columns):
@@ -85,11 +87,15 @@ func (p *PackedA) Precision() Precision {
 
 // packA packs a for kn and, if it has one, kn.small: as float32 values, or
 // for bf16 kernels as bfloat16 pairs (see packPairs); for an m-vector
-// kernel in the m-vector layout (packMVec).
+// kernel in the m-vector layout (packMVec, packMVecBF16).
 func packA(kn *kernel, m, k int, a []float32, lda int) *PackedA {
 	p := layoutA(kn, m, k)
 	p.data = make([]float32, p.size())
-	if kn.mvec != nil {
+	switch {
+	case kn.mvec != nil && kn.bf16:
+		p.packMVecBF16(a, lda)
+		return p
+	case kn.mvec != nil:
 		p.packMVec(a, lda)
 		return p
 	}

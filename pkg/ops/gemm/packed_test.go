@@ -38,7 +38,7 @@ func TestPackedOddShapes(t *testing.T) {
 			}
 		}
 	})
-	t.Run("m-vector layout", func(t *testing.T) { testMVec(t, cases) })
+	t.Run("m-vector layout", func(t *testing.T) { testMVec(t, bestMVec, cases) })
 }
 
 // packOptions are the options the public packing tests pack with: the
@@ -105,7 +105,8 @@ func TestPackedMulAllocs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(27, 28))
 	for _, s := range []shape{{100, 300, 200, 0}, {300, 40, 200, 0}, {300, 41, 200, 0}} {
 		tc := newCase(rng, s, 7)
-		for _, opts := range packOptions {
+		// BF16 in the m-vector layout takes a workspace for B's pairs.
+		for _, opts := range append(packOptions, PackOptions{Precision: BF16, Columns: 49}) {
 			pa := PackWith(opts, tc.m, tc.k, tc.a, tc.lda)
 			for _, threads := range []int{1, 2} {
 				SetThreads(threads)
