@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/res2net/res2net/pkg/model"
 	"github.com/res2net/res2net/pkg/checkpoint"
 	"github.com/res2net/res2net/pkg/classify"
 )
@@ -478,5 +479,41 @@ func TestPredictOutputKeptOnLoadFailure(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("%d files left in the folder", len(entries))
+	}
+}
+
+// TestBenchLayers: --layers lists every conv of the network once per
+// pass, grouped by shape, with a time and a rate for each shape.
+func TestBenchLayers(t *testing.T) {
+	ios, out, errOut := testIO("")
+	opts := &benchOptions{IO: ios, Iters: 3, Warmup: 1, Size: 32, Format: "json", Layers: true,
+		Model: modelFlags{Weights: tinyWeights}, Run: runFlags{BatchSize: 2, Threads: 2}}
+	if err := runBench(context.Background(), opts); err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	var res benchResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadClassifier(context.Background(), ios, &modelFlags{Weights: tinyWeights}, (&transformFlags{}).options, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	convs := 0
+	for _, l := range c.Config().Summary(32, 32) {
+		if l.Type == model.TypeConv {
+			convs++
+		}
+	}
+	got := 0
+	for _, l := range res.Layers {
+		// Two groups of one image on a thread each: every conv twice.
+		got += l.Convs
+		if !strings.HasPrefix(l.Layer, "conv ") || l.MedianMS < 0 || l.GFLOPPerS < 0 {
+			t.Errorf("layer %+v", l)
+		}
+	}
+	if got != 2*convs {
+		t.Errorf("%d convs per pass in %d layer shapes, want %d", got, len(res.Layers), 2*convs)
 	}
 }

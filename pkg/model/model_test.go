@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/res2net/res2net/pkg/ops"
 	"github.com/res2net/res2net/pkg/ops/gemm"
@@ -592,5 +594,46 @@ func TestRunnersShareNetwork(t *testing.T) {
 		for _, logits := range got[i] {
 			assertLogits(t, logits, want, 0)
 		}
+	}
+}
+
+// TestObserveConvs: an observed pass reports every conv of Summary once
+// (a block runs its shortcut before its last conv, so not in Summary's
+// order), with its MACs for the batch, and stops when the observer is
+// removed.
+func TestObserveConvs(t *testing.T) {
+	cfg := tinyConfig()
+	m := newRunner(t, cfg, randomStateDict(cfg, 3))
+	m.SetThreads(1)
+	const n, size = 2, 40
+	var want []int64
+	for _, l := range cfg.Summary(size, size) {
+		if l.Type == TypeConv {
+			want = append(want, n*l.MACs)
+		}
+	}
+	var got []int64
+	m.ObserveConvs(func(c *ops.Conv2d, imgs, h, w int, took time.Duration) {
+		if took < 0 {
+			t.Errorf("conv %d->%d took %v", c.InC, c.OutC, took)
+		}
+		got = append(got, c.MACs(imgs, h, w))
+	})
+	x := randomInput(4, n, 3, size, size)
+	if _, err := m.Forward(x); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("observed MACs %v\nwant Summary's %v", got, want)
+	}
+	m.ObserveConvs(nil)
+	got = nil
+	if _, err := m.Forward(x); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Errorf("%d convs observed after ObserveConvs(nil)", len(got))
 	}
 }

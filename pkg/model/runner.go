@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/res2net/res2net/pkg/ops"
 )
@@ -20,6 +21,7 @@ type Runner struct {
 	work         []*workspace // one per group of images in flight
 	workN        int          // the group size work is sized for
 	workH, workW int          // the input size work is sized for
+	observe      func(c *ops.Conv2d, n, h, w int, took time.Duration)
 }
 
 // maxGroup bounds the images one workspace runs together, and so its
@@ -50,6 +52,15 @@ func (r *Runner) SetThreads(n int) {
 		n = runtime.GOMAXPROCS(0)
 	}
 	r.threads = n
+}
+
+// ObserveConvs makes r's later calls report every conv they run to f, with
+// its input's images and size and the time it took (see ops.Exec.Observe),
+// or stops that when f is nil: a per-layer profile. When a call runs
+// several groups of images at once (a batch on several threads), f is
+// called from their goroutines at the same time.
+func (r *Runner) ObserveConvs(f func(c *ops.Conv2d, n, h, w int, took time.Duration)) {
+	r.observe = f
 }
 
 // output selects what a pass over the network returns.
@@ -94,6 +105,7 @@ func (r *Runner) run(x *ops.Tensor, what output) (*ops.Tensor, error) {
 		r.reserve(workers, group, h, w)
 		for _, ws := range r.work[:workers] {
 			ws.conv.Threads = r.threads / workers
+			ws.conv.Observe = r.observe
 		}
 		if workers == 1 {
 			r.net.forwardGroup(r.work[0], out.Data[start*per:], x.Data[start*size:], group, h, w, what)

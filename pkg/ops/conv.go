@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/res2net/res2net/pkg/ops/gemm"
 )
@@ -41,6 +42,12 @@ type Conv2d struct {
 	Columns int
 
 	packed []*gemm.PackedA // Weight packed for the GEMM by Pack, one per group, or nil
+}
+
+// MACs returns the multiply-accumulates of Forward on n h x w images.
+func (c *Conv2d) MACs(n, h, w int) int64 {
+	oh, ow := c.OutSize(h, w)
+	return int64(c.OutC) * int64(c.groupK()) * int64(n*oh*ow)
 }
 
 // groups returns the number of groups, at least 1.
@@ -125,6 +132,10 @@ func (c *Conv2d) phased() bool { return c.Stride == 2 && c.Kernel > 1 }
 type Exec struct {
 	Col     []float32 // im2col scratch of at least ColSize(n, h, w) values, reused so that calls allocate nothing
 	Threads int       // goroutines the GEMM may use; 0 means gemm.Threads()
+	// Observe, when not nil, is called after each Forward with the conv,
+	// its input's images and size, and the time it took: per-layer
+	// profiles of a network.
+	Observe func(c *Conv2d, n, h, w int, took time.Duration)
 }
 
 // Forward computes dst (OutC x n x OH x OW) from src (InC x n x h x w),
@@ -141,6 +152,17 @@ type Exec struct {
 // A wide im2col is cut into column blocks (see colBlocks), each written
 // and multiplied before the next.
 func (c *Conv2d) Forward(dst, src []float32, n, h, w int, residual []float32, ex Exec) {
+	if ex.Observe == nil {
+		c.forward(dst, src, n, h, w, residual, ex)
+		return
+	}
+	start := time.Now()
+	c.forward(dst, src, n, h, w, residual, ex)
+	ex.Observe(c, n, h, w, time.Since(start))
+}
+
+// forward is Forward without the observer.
+func (c *Conv2d) forward(dst, src []float32, n, h, w int, residual []float32, ex Exec) {
 	oh, ow := c.OutSize(h, w)
 	hw, ohw := h*w, oh*ow
 	imgs := c.imagesPerProduct(n, oh, ow)

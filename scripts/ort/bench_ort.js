@@ -6,7 +6,11 @@
 // Usage:
 //
 //   node scripts/ort/bench_ort.js --model full.onnx [--batch-size 1] [--threads 2]
-//       [--warmup 3] [--iters 20] [--size 224] [--format text|json]
+//       [--warmup 3] [--iters 20] [--size 224] [--format text|json] [--profile PREFIX]
+//
+// With --profile, ORT's own profiler records every node of every run into
+// PREFIX_<date>.json (Chrome trace format), which scripts/layer_compare.py
+// reads.
 //
 // The session runs with graph optimisation "all", intra-op threads =
 // --threads, one inter-op thread, sequential execution. JSON keys match
@@ -17,11 +21,11 @@
 const ort = require('onnxruntime-node');
 
 function parseArgs(argv) {
-  const args = { model: '', batchSize: 1, threads: 2, warmup: 3, iters: 20, size: 224, format: 'text' };
+  const args = { model: '', batchSize: 1, threads: 2, warmup: 3, iters: 20, size: 224, format: 'text', profile: '' };
   const names = {
     '--model': ['model', String], '--batch-size': ['batchSize', Number], '--threads': ['threads', Number],
     '--warmup': ['warmup', Number], '--iters': ['iters', Number], '--size': ['size', Number],
-    '--format': ['format', String],
+    '--format': ['format', String], '--profile': ['profile', String],
   };
   for (let i = 0; i < argv.length; i += 2) {
     const spec = names[argv[i]];
@@ -68,6 +72,8 @@ async function main() {
     intraOpNumThreads: args.threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
+    enableProfiling: args.profile !== '',
+    profileFilePrefix: args.profile || undefined,
   });
   const shape = [args.batchSize, 3, args.size, args.size];
   const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', randomInput(shape.reduce((a, b) => a * b)), shape) };
@@ -78,6 +84,7 @@ async function main() {
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
     if (i >= args.warmup) times.push(ms / args.batchSize);
   }
+  if (args.profile) await session.endProfiling();
   const sorted = [...times].sort((a, b) => a - b);
   const median = quantile(sorted, 0.5);
   const result = {
