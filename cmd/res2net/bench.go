@@ -56,9 +56,9 @@ var benchFormats = []string{"text", "json"}
 // benchResult is what bench reports; the JSON names are shared with
 // scripts/bench_torch.py so the two can be compared.
 type benchResult struct {
-	MedianMS        float64 `json:"median_ms_per_image"`
-	P90MS           float64 `json:"p90_ms_per_image"`
-	ImagesPerSecond float64 `json:"images_per_second"`
+	MedianMS        float64      `json:"median_ms_per_image"`
+	P90MS           float64      `json:"p90_ms_per_image"`
+	ImagesPerSecond float64      `json:"images_per_second"`
 	BatchSize       int          `json:"batch_size"`
 	Threads         int          `json:"threads"`
 	Layers          []benchLayer `json:"layers,omitempty"`

@@ -14,9 +14,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/res2net/res2net/pkg/model"
 	"github.com/res2net/res2net/pkg/checkpoint"
 	"github.com/res2net/res2net/pkg/classify"
+	"github.com/res2net/res2net/pkg/model"
 )
 
 // tinyPredict returns predict's options for the tiny checkpoint, as the
