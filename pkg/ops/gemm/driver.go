@@ -31,21 +31,25 @@ type problem struct {
 }
 
 // task is a problem being computed, shared with the workers: the output
-// is cut into chunks of whole tiles along one dimension, which the caller
-// and any workers it recruits claim one at a time.
+// is cut into a grid of chunks of whole tiles, which the caller and any
+// workers it recruits claim one at a time, row by row of the grid.
 type task struct {
 	problem
 	plan
-	splitM bool // chunks are row ranges, else column ranges
-	tiles  int  // tiles along the split dimension
-	chunks int  // chunks the tiles are dealt into
+	// The output's tiles, rowTiles of kn.mr rows by colTiles of kn.nr
+	// columns, are dealt into rowParts ranges of rows by colParts ranges
+	// of columns: chunk c is row range c/colParts, column range
+	// c%colParts.
+	rowTiles, colTiles int
+	rowParts, colParts int
 	// With a shared B, the first packJobs jobs pack it, packPanels
 	// panels of one k slice each, and the chunks wait for packDone to
 	// reach packJobs.
 	packJobs, packPanels int
 	packDone             atomic.Int64
-	// job, when not nil, makes t a Parallel call: chunk [lo, hi) of the
-	// tiles runs job.Run(lo, hi) instead of a block of the product.
+	// job, when not nil, makes t a Parallel call: a grid of one row of
+	// tiles, whose chunk [lo, hi) of columns runs job.Run(lo, hi) instead
+	// of a block of the product.
 	job  Job
 	next atomic.Int64 // the next job to claim
 	wg   sync.WaitGroup
@@ -88,10 +92,10 @@ const chunksPerThread = 4
 //
 // The output is split along m when n < m and along n otherwise: each
 // column chunk repacks A, so the smaller operand is the one repeated, and
-// row chunks share one packing of B when it fits in a single block. The
-// caller starts on the chunks at once and recruits idle workers as it
-// goes; waking a worker takes tens of microseconds, and the caller does
-// not wait for it.
+// row chunks share one packing of B when it fits in a single block. An
+// m-vector product is split on both (see mvecGrid). The caller starts on
+// the chunks at once and recruits idle workers as it goes; waking a
+// worker takes tens of microseconds, and the caller does not wait for it.
 func runWith(t *task, kn *kernel, threads int) {
 	p := &t.problem
 	if kn.small != nil && p.n <= kn.small.nr && !p.transA && p.alpha == 1 {
@@ -99,18 +103,18 @@ func runWith(t *task, kn *kernel, threads int) {
 	}
 	t.plan = p.newPlan(kn)
 	threads = min(threads, maxThreads)
-	maxChunks := min(threads*chunksPerThread, p.m*p.n*p.k/minChunkWork)
-	t.splitM = p.n < p.m
-	if kn.mvec != nil {
+	maxChunks := max(1, min(threads*chunksPerThread, p.m*p.n*p.k/minChunkWork))
+	t.rowTiles, t.colTiles = (p.m+kn.mr-1)/kn.mr, (p.n+kn.nr-1)/kn.nr
+	switch {
+	case kn.mvec != nil:
 		p.checkMVec()
-		t.splitM = mvecSplitM(p.m, p.n, maxChunks)
+		t.rowParts, t.colParts = mvecGrid(t.rowTiles, t.colTiles, maxChunks)
+	case p.n < p.m:
+		t.rowParts, t.colParts = min(maxChunks, t.rowTiles), 1
+	default:
+		t.rowParts, t.colParts = 1, min(maxChunks, t.colTiles)
 	}
-	t.tiles = (p.n + kn.nr - 1) / kn.nr
-	if t.splitM {
-		t.tiles = (p.m + kn.mr - 1) / kn.mr
-	}
-	t.chunks = min(maxChunks, t.tiles)
-	serial := threads <= 1 || t.chunks < 2
+	serial := threads <= 1 || t.rowParts*t.colParts < 2
 	t.packJobs = 0
 	if kn.pairRows != nil {
 		defer wsPool.Put(t.pairB(serial, threads))
@@ -120,7 +124,7 @@ func runWith(t *task, kn *kernel, threads int) {
 		return
 	}
 	var shared *workspace
-	if t.splitM && t.nc >= p.n && !t.inPlaceB {
+	if t.colParts == 1 && t.nc >= p.n && !t.inPlaceB {
 		// Every row chunk reads all of B: pack it once, in parallel.
 		shared = wsPool.Get().(*workspace)
 		shared.b = grow(shared.b, t.nk*t.kc*t.nc)
@@ -190,7 +194,9 @@ func Parallel(threads, n int, job Job) {
 		return
 	}
 	t := tasks.Get().(*task)
-	t.job, t.tiles, t.chunks, t.packJobs = job, n, min(n, threads*chunksPerThread), 0
+	t.job, t.packJobs = job, 0
+	t.rowTiles, t.rowParts = 1, 1
+	t.colTiles, t.colParts = n, min(n, threads*chunksPerThread)
 	t.run(threads)
 	t.job = nil
 	tasks.Put(t)
@@ -206,12 +212,14 @@ func (t *task) step() bool {
 		return true
 	}
 	c -= t.packJobs
-	if c >= t.chunks {
+	if c >= t.rowParts*t.colParts {
 		return false
 	}
-	lo, hi := c*t.tiles/t.chunks, (c+1)*t.tiles/t.chunks
+	r, q := c/t.colParts, c%t.colParts
+	i0, i1 := r*t.rowTiles/t.rowParts, (r+1)*t.rowTiles/t.rowParts
+	j0, j1 := q*t.colTiles/t.colParts, (q+1)*t.colTiles/t.colParts
 	if t.job != nil {
-		t.job.Run(lo, hi)
+		t.job.Run(j0, j1)
 		return true
 	}
 	// The jobs are claimed in order, so what is left to wait for is at
@@ -219,11 +227,8 @@ func (t *task) step() bool {
 	for t.packDone.Load() < int64(t.packJobs) {
 		runtime.Gosched()
 	}
-	if t.splitM {
-		t.block(&t.plan, lo*t.kn.mr, min(hi*t.kn.mr, t.m), 0, t.n)
-	} else {
-		t.block(&t.plan, 0, t.m, lo*t.kn.nr, min(hi*t.kn.nr, t.n))
-	}
+	mr, nr := t.kn.mr, t.kn.nr
+	t.block(&t.plan, i0*mr, min(i1*mr, t.m), j0*nr, min(j1*nr, t.n))
 	return true
 }
 

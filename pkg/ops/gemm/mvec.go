@@ -157,16 +157,16 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 	}
 }
 
-// mvecSplitM reports whether the chunks of an m-vector product of m x n,
-// at most maxChunks of them, are row ranges, else column ranges: whichever
-// makes the largest chunk the smaller share of the product, since the last
-// chunk to finish bounds the call. On a tie rows, so that each goroutine
-// reads only its share of A, the larger operand of narrow products.
-func mvecSplitM(m, n, maxChunks int) bool {
-	share := func(size, tile int) float64 {
-		tiles := (size + tile - 1) / tile
-		chunks := max(1, min(maxChunks, tiles))
-		return float64(min(size, (tiles+chunks-1)/chunks*tile)) / float64(size)
-	}
-	return share(m, mvecRows) <= share(n, mvecCols)
+// mvecGrid returns how an m-vector product of rowTiles panels by
+// colTiles tiles is cut into at most maxChunks chunks: rowParts ranges of
+// panels by colParts ranges of tiles. Panels first, since each chunk reads
+// the rows of A of its panels, the larger operand of a narrow product,
+// which a column cut makes two chunks read (from L3 when A does not fit
+// in L2, as the deep layers' weights do not); columns are cut only as far
+// as the panels are too few for maxChunks, so that the goroutines still
+// finish together when the last panel is short (Res2Net's 208 rows: three
+// panels of 64 and one of 16).
+func mvecGrid(rowTiles, colTiles, maxChunks int) (rowParts, colParts int) {
+	rowParts = min(rowTiles, maxChunks)
+	return rowParts, max(1, min(colTiles, maxChunks/rowParts))
 }

@@ -151,22 +151,24 @@ func TestPackOptions(t *testing.T) {
 	}
 }
 
-func TestMVecSplitM(t *testing.T) {
+func TestMVecGrid(t *testing.T) {
 	tests := []struct {
 		m, n, maxChunks int
-		want            bool
+		rows, cols      int
 	}{
-		{1024, 196, 8, true}, // 2 of 16 panels, against 4 of 28 tiles
-		{2048, 49, 8, true},
-		{512, 49, 8, true},   // 1 of 8 panels, against 1 of 7 tiles
-		{208, 49, 8, false},  // 64 of 208 rows, against 1 of 7 tiles
-		{208, 392, 8, false}, // 64 of 208 rows, against 7 of 56 tiles
-		{100, 7, 8, true},    // a single tile
-		{64, 49, 1, true},    // one chunk either way
+		{1024, 196, 8, 8, 1}, // 2 of 16 panels a chunk
+		{416, 196, 8, 7, 1},  // a panel a chunk, the last one half full
+		{2048, 49, 8, 8, 1},
+		{208, 49, 8, 4, 2},  // 4 panels, the last of 16 rows: each in halves
+		{104, 196, 8, 2, 4}, // 2 panels in quarters
+		{208, 392, 3, 3, 1},
+		{100, 7, 8, 2, 1}, // a single tile
+		{64, 49, 1, 1, 1}, // one chunk
 	}
 	for _, tt := range tests {
-		if got := mvecSplitM(tt.m, tt.n, tt.maxChunks); got != tt.want {
-			t.Errorf("mvecSplitM(%d, %d, %d) = %v, want %v", tt.m, tt.n, tt.maxChunks, got, tt.want)
+		rows, cols := mvecGrid((tt.m+mvecRows-1)/mvecRows, (tt.n+mvecCols-1)/mvecCols, tt.maxChunks)
+		if rows != tt.rows || cols != tt.cols {
+			t.Errorf("mvecGrid for %dx%d in %d chunks = %d x %d, want %d x %d", tt.m, tt.n, tt.maxChunks, rows, cols, tt.rows, tt.cols)
 		}
 	}
 }
