@@ -143,3 +143,38 @@ func BenchmarkWinogradBound(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBF16Layouts compares the two BF16 layouts on each stage's
+// products (the first 1x1, a 3x3 branch, the last 1x1) at the widths of
+// batch 1 and batch 8, to choose the widths that get the m-vector layout.
+// Run with: go test -run '^$' -bench BF16Layouts -benchtime 50x ./pkg/ops/gemm/
+func BenchmarkBF16Layouts(b *testing.B) {
+	if bestBF16MVec == nil {
+		b.Skip("no AVX512_BF16 on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	stages := []struct{ hw, width, in, out int }{{28, 208, 512, 512}, {14, 416, 1024, 1024}, {7, 832, 2048, 2048}}
+	for _, st := range stages {
+		for _, batch := range []int{1, 8} {
+			n := batch * st.hw * st.hw
+			if n > 2000 {
+				continue // far wider than either layout's crossover
+			}
+			for _, mk := range [][2]int{{st.width, st.in}, {st.width / 4, 9 * st.width / 4}, {st.out, st.width}} {
+				m, k := mk[0], mk[1]
+				a, bm, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
+				for _, kn := range []*kernel{bestBF16, bestBF16MVec} {
+					pa := packA(kn, m, k, a, k)
+					for _, t := range []int{1, 2} {
+						b.Run(fmt.Sprintf("%dx%dx%d/%s/t%d", m, n, k, kn.name, t), func(b *testing.B) {
+							for b.Loop() {
+								pa.MulThreads(t, n, bm, n, c, n, Epilogue{})
+							}
+							b.ReportMetric(2*float64(m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+						})
+					}
+				}
+			}
+		}
+	}
+}

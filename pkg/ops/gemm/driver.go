@@ -116,7 +116,7 @@ func runWith(t *task, kn *kernel, threads int) {
 	}
 	serial := threads <= 1 || t.rowParts*t.colParts < 2
 	t.packJobs = 0
-	if kn.pairRows != nil {
+	if kn.pairPanels != nil {
 		defer wsPool.Put(t.pairB(serial, threads))
 	}
 	if serial {
@@ -235,7 +235,7 @@ func (t *task) step() bool {
 // packShared packs job j of the shared B: panels [f0, f1) of one k slice,
 // where packBlock would put them.
 func (t *task) packShared(j int) {
-	if t.kn.pairRows != nil {
+	if t.kn.pairPanels != nil {
 		t.pairJob(j*t.packPanels, min((j+1)*t.packPanels, t.kn.rows(t.k)))
 		return
 	}
@@ -398,8 +398,8 @@ type plan struct {
 	// at pk*kc*nc), shared by all chunks; halfB is packBlock's result.
 	sharedB []float32
 	halfB   bool
-	// srcB and srcLDB, for a kernel with pairRows, are B as given: the
-	// problem's B is then its conversion into pairs (see pairB).
+	// srcB and srcLDB, for a kernel with pairPanels, are B as given:
+	// the problem's B is then its conversion into pairs (see pairB).
 	srcB   []float32
 	srcLDB int
 }

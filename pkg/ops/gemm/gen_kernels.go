@@ -44,7 +44,7 @@ func main() {
 	g.packB(4)
 	g.packBBF16(2)
 	g.packBBF16(4)
-	g.pairRowsBF16()
+	g.pairPanelsBF16()
 	g.packBAVX2()
 	g.avx2MaskTable()
 	g.mvecLaneTable()
@@ -437,9 +437,9 @@ const mvecPFB = 8
 //
 // With bf16 it emits kernelMVecBF16_<16*groups>x7 instead, the same kernel
 // on bfloat16 pairs (k counts pairs): A holds a vector of 16 pairs per
-// group and pair step, B (as pairRowsBF16 converts it) a row of pairs per
-// pair step, and VDPBF16PS, whose memory operand is broadcast as the FMA's
-// is, adds both products of each pair.
+// group and pair step, B (a panel of pairPanelsBF16, ldb = 7) a row of 7
+// pairs per pair step, and VDPBF16PS, whose memory operand is broadcast
+// as the FMA's is, adds both products of each pair.
 func (g *gen) mvecKernel(groups int, bf16 bool) {
 	nacc := mvecCols * groups
 	acc := func(gr, c int) int { return c*groups + gr }
@@ -885,22 +885,25 @@ func (g *gen) packBBF16(nv int) {
 			g.p("\tSHRQ $16, BX")
 		}
 	}
-	g.bf16Rows(nv, "kc+24(FP)", fmt.Sprintf("ADDQ $%d, DI", nr*4), false)
+	g.bf16Rows("kc+24(FP)", fmt.Sprintf("ADDQ $%d, DI", nr*4), func(sfx string, last bool) {
+		g.packBBF16Row(nv, sfx, last)
+	})
 }
 
-// bf16Rows emits the loop of packBBF16 and pairRowsBF16 over the rows of
-// pairs, with the registers of packBBF16Row set and DX holding the rows
-// of B (kArg, too): row pairs, then the odd last row against zeros.
-// advance moves DI to the next row of pairs; with masked, the partial
-// vector's store is masked too.
-func (g *gen) bf16Rows(nv int, kArg, advance string, masked bool) {
+// bf16Rows emits the loop of packBBF16 and pairPanelsBF16 over the rows of
+// pairs, with DX holding the rows of B (kArg, too), SI the first and AX
+// the stride in bytes: row(sfx, false) for each pair of rows SI and
+// SI+AX, then row(sfx, true) for the odd last row against zeros (labels
+// suffixed with sfx). row leaves the pairs in Z0.., overwriting row 2q,
+// with Z30 holding bf16Interleave and Z31 zeros; advance moves DI to the
+// next row of pairs.
+func (g *gen) bf16Rows(kArg, advance string, row func(sfx string, last bool)) {
 	g.p("\tVMOVDQU32 bf16Interleave<>(SB), Z30")
 	g.p("\tVPXORD Z31, Z31, Z31")
-	// Z0.. hold row 2q, Z<nv>.. row 2q+1; the pairs overwrite Z0...
 	g.p("\tSHRQ $1, DX")
 	g.p("\tJZ odd")
 	g.p("pair:")
-	g.packBBF16Row(nv, "p", false, masked)
+	row("p", false)
 	g.p("\tLEAQ (SI)(AX*2), SI")
 	g.p("\t%s", advance)
 	g.p("\tDECQ DX")
@@ -908,18 +911,15 @@ func (g *gen) bf16Rows(nv int, kArg, advance string, masked bool) {
 	g.p("odd:")
 	g.p("\tTESTQ $1, %s", kArg)
 	g.p("\tJZ done")
-	g.packBBF16Row(nv, "o", true, masked)
+	row("o", true)
 	g.p("done:")
 	g.p("\tVZEROUPPER")
 	g.p("\tRET")
 }
 
 // packBBF16Row emits one row of pairs of packBBF16 (labels suffixed with
-// sfx): rows SI and SI+AX, or SI and zeros when last. The full panels'
-// rows go to DI, R10 bytes apart, the partial panel's (CX columns, in K1..)
-// to R11, which then advances R9 bytes; its last vector is stored whole,
-// zero-padded, or with masked only its columns.
-func (g *gen) packBBF16Row(nv int, sfx string, last, masked bool) {
+// sfx): rows SI and SI+AX, or SI and zeros when last.
+func (g *gen) packBBF16Row(nv int, sfx string, last bool) {
 	nr := 16 * nv
 	convert := func(v int) {
 		hi := nv + v
@@ -961,11 +961,7 @@ func (g *gen) packBBF16Row(nv int, sfx string, last, masked bool) {
 			g.p("\tVMOVUPS.Z %s(R12)(AX*1), K%d, Z%d", dispStr(64*v), v+1, nv+v)
 		}
 		convert(v)
-		if masked {
-			g.p("\tVMOVDQU32 Z%d, K%d, %s(R11)", v, v+1, dispStr(64*v))
-		} else {
-			g.p("\tVMOVDQU32 Z%d, %s(R11)", v, dispStr(64*v))
-		}
+		g.p("\tVMOVDQU32 Z%d, %s(R11)", v, dispStr(64*v))
 	}
 	g.p("narrow%s:", sfx)
 	g.p("\tADDQ R9, R11")
@@ -981,39 +977,90 @@ func (g *gen) convertPairs(lo, hi int) {
 	g.p("\tVPERMW Z%d, Z30, Z%d", lo, lo)
 }
 
-// pairRowsBF16 emits pairRowsBF16(dst, b *float32, ldb, ldd, k, n int),
-// the B of the bfloat16 m-vector kernels, which read it in place: k rows
-// of n values of B (ldb apart) become (k+1)/2 rows of n pairs (ldd
-// apart), pair j of row q holding B[2q][j] in its lower half and
-// B[2q+1][j] in its upper, rounded as packBBF16 rounds them; the missing
-// row of an odd k is zero. Nothing past column n is read or written.
-func (g *gen) pairRowsBF16() {
+// pairPanelsBF16 emits pairPanelsBF16(dst, b *float32, ldb, panel, k, n
+// int), the B of the bfloat16 m-vector kernels: k rows of n values of B
+// (ldb apart) become rows of pairs in panels of mvecCols columns, panel
+// values apart, each (k+1)/2 rows of mvecCols pairs, so that a kernel
+// reads its tile's B in one sequential stream. Pair j of row q holds
+// B[2q][j] in its lower half and B[2q+1][j] in its upper, rounded as
+// packBBF16 rounds them; the missing row of an odd k and the columns of
+// the last panel past n are zero. Nothing past column n of B is read.
+//
+// Each step converts 2*mvecCols columns, one vector, and stores its first
+// mvecCols pairs into one panel and the next ones into the next, the
+// latter from mvecCols lanes before the row so that the lanes land on it
+// (the masked-off lanes are not written).
+func (g *gen) pairPanelsBF16() {
+	const two = 2 * mvecCols
 	g.p("")
-	g.p("// func pairRowsBF16(dst, b *float32, ldb, ldd, k, n int)")
-	g.p("TEXT ·pairRowsBF16(SB), NOSPLIT, $0-48")
+	g.p("// func pairPanelsBF16(dst, b *float32, ldb, panel, k, n int)")
+	g.p("TEXT ·pairPanelsBF16(SB), NOSPLIT, $0-48")
 	g.p("\tMOVQ dst+0(FP), DI")
 	g.p("\tMOVQ b+8(FP), SI")
 	g.p("\tMOVQ ldb+16(FP), AX")
 	g.p("\tSHLQ $2, AX")
-	g.p("\tMOVQ ldd+24(FP), R9")
-	g.p("\tSHLQ $2, R9")
+	g.p("\tMOVQ panel+24(FP), R10")
+	g.p("\tSHLQ $2, R10")
 	g.p("\tMOVQ k+32(FP), DX")
-	// Rows of packBBF16_16's panels, one panel per 16 columns and then
-	// the partial one, all within the row of pairs: R8 panels 64 bytes
-	// apart, and CX columns (K1) from R11 = DI + 64*R8.
-	g.p("\tMOVQ n+40(FP), R8")
-	g.p("\tMOVQ R8, CX")
-	g.p("\tANDQ $15, CX")
-	g.p("\tSHRQ $4, R8")
+	// R8 steps of two panels, then CX columns.
+	g.p("\tMOVQ n+40(FP), AX")
+	g.p("\tXORQ DX, DX")
+	g.p("\tMOVQ $%d, BX", two)
+	g.p("\tDIVQ BX")
+	g.p("\tMOVQ AX, R8")
+	g.p("\tMOVQ DX, CX")
+	g.p("\tMOVQ ldb+16(FP), AX")
+	g.p("\tSHLQ $2, AX")
+	g.p("\tMOVQ k+32(FP), DX")
+	// K1: the columns of a step, K2 and K3: its lanes of the first and
+	// second panel, K4: the last CX columns.
+	for _, m := range []struct {
+		k    string
+		bits int
+	}{{"K1", 1<<two - 1}, {"K2", 1<<mvecCols - 1}, {"K3", 1<<two - 1<<mvecCols}} {
+		g.p("\tMOVL $%d, BX", m.bits)
+		g.p("\tKMOVW BX, %s", m.k)
+	}
 	g.p("\tMOVL $1, BX")
 	g.p("\tSHLL CX, BX")
 	g.p("\tDECL BX")
-	g.p("\tKMOVW BX, K1")
-	g.p("\tMOVQ $64, R10")
-	g.p("\tMOVQ R8, R11")
-	g.p("\tSHLQ $6, R11")
-	g.p("\tADDQ DI, R11")
-	g.bf16Rows(1, "k+32(FP)", "ADDQ R9, DI", true)
+	g.p("\tKMOVW BX, K4")
+	second := fmt.Sprintf("-%d(R13)(R10*1)", 4*mvecCols)
+	g.bf16Rows("k+32(FP)", fmt.Sprintf("ADDQ $%d, DI", 4*mvecCols), func(sfx string, last bool) {
+		// step converts the columns in mask from R12 into the panels
+		// from R13.
+		step := func(mask string, partial bool) {
+			hi := 31
+			g.p("\tVMOVUPS.Z (R12), %s, Z0", mask)
+			if !last {
+				g.p("\tVMOVUPS.Z (R12)(AX*1), %s, Z1", mask)
+				hi = 1
+			}
+			g.convertPairs(0, hi)
+			g.p("\tVMOVDQU32 Z0, K2, (R13)")
+			if partial {
+				g.p("\tCMPQ CX, $%d", mvecCols)
+				g.p("\tJLE next%s", sfx)
+			}
+			g.p("\tVMOVDQU32 Z0, K3, %s", second)
+		}
+		g.p("\tMOVQ SI, R12")
+		g.p("\tMOVQ DI, R13")
+		g.p("\tMOVQ R8, BX")
+		g.p("\tTESTQ BX, BX")
+		g.p("\tJZ partial%s", sfx)
+		g.p("step%s:", sfx)
+		step("K1", false)
+		g.p("\tADDQ $%d, R12", 4*two)
+		g.p("\tLEAQ (R13)(R10*2), R13")
+		g.p("\tDECQ BX")
+		g.p("\tJNZ step%s", sfx)
+		g.p("partial%s:", sfx)
+		g.p("\tTESTQ CX, CX")
+		g.p("\tJZ next%s", sfx)
+		step("K4", true)
+		g.p("next%s:", sfx)
+	})
 }
 
 // bf16InterleaveTable emits the VPERMW indexes that turn VCVTNE2PS2BF16's

@@ -53,15 +53,16 @@ type kernel struct {
 	// nr columns from a PackedA in the m-vector layout, and run, half,
 	// small and packB are unused.
 	mvec []kernelFunc
-	// pairRows, for a bf16 m-vector kernel, converts k rows of n values
-	// of B (ldb apart) into the (k+1)/2 rows of n pairs (ldd apart) its
-	// kernels read, the odd last pair's upper half zero.
-	pairRows func(dst, b *float32, ldb, ldd, k, n int)
+	// pairPanels, for a bf16 m-vector kernel, converts k rows of n
+	// values of B (ldb apart) into the pairs its kernels read: panels of
+	// mvecCols columns, panel values apart, of (k+1)/2 rows of pairs
+	// (the odd last pair's upper half zero, the last panel zero-padded).
+	pairPanels func(dst, b *float32, ldb, panel, k, n int)
 	// bf16 kernels read A and B as bfloat16 pairs: each 32-bit value
 	// holds two consecutive k steps, the first in its lower half, and
 	// their k argument counts pairs. Their packB rounds B, and their A
 	// is always a PackedA in BF16 (for an m-vector kernel, B is
-	// converted by pairRows).
+	// converted by pairPanels).
 	bf16 bool
 }
 

@@ -38,8 +38,8 @@ func kernelMVec_48x7(k int, a *float32, lda int, b *float32, ldb int, c *float32
 func kernelMVec_64x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
 
 // The bfloat16 m-vector kernels: the m-vector kernels on pairs (see
-// mvecKernel in gen_kernels.go), k counting pairs, b as pairRowsBF16
-// writes it.
+// mvecKernel in gen_kernels.go), k counting pairs, b a panel of
+// pairPanelsBF16 (ldb = 7).
 
 //go:noescape
 func kernelMVecBF16_16x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
@@ -53,12 +53,12 @@ func kernelMVecBF16_48x7(k int, a *float32, lda int, b *float32, ldb int, c *flo
 //go:noescape
 func kernelMVecBF16_64x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
 
-// pairRowsBF16 converts k rows of n values of B (ldb apart) into the
-// (k+1)/2 rows of n bfloat16 pairs (ldd apart) that the bfloat16 m-vector
-// kernels read: see pairRowsBF16 in gen_kernels.go.
+// pairPanelsBF16 converts k rows of n values of B (ldb apart) into the
+// panels of bfloat16 pairs that the bfloat16 m-vector kernels read: see
+// kernel.pairPanels and pairPanelsBF16 in gen_kernels.go.
 //
 //go:noescape
-func pairRowsBF16(dst, b *float32, ldb, ldd, k, n int)
+func pairPanelsBF16(dst, b *float32, ldb, panel, k, n int)
 
 // The bfloat16 kernels: the same arguments on pairs (see avx512Kernel in
 // gen_kernels.go), k counting pairs.
@@ -144,12 +144,12 @@ var avx512MVec = &kernel{
 }
 
 // bf16MVec is avx512MVec on bfloat16 pairs, for narrow products in BF16:
-// B is converted to pairs once per call (pairRows) and then read in
-// place like avx512MVec's.
+// B is converted once per call into panels of pairs (pairPanels), which
+// its tiles read sequentially.
 var bf16MVec = &kernel{
 	name: "bf16-64x7m", mr: mvecRows, nr: mvecCols, bf16: true,
-	mvec:     []kernelFunc{kernelMVecBF16_16x7, kernelMVecBF16_32x7, kernelMVecBF16_48x7, kernelMVecBF16_64x7},
-	pairRows: pairRowsBF16,
+	mvec:       []kernelFunc{kernelMVecBF16_16x7, kernelMVecBF16_32x7, kernelMVecBF16_48x7, kernelMVecBF16_64x7},
+	pairPanels: pairPanelsBF16,
 }
 
 // bestMVec is the kernel of PackedA in the m-vector layout, or nil when

@@ -99,6 +99,9 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 	}
 	steps := kn.rows(p.k) // rows of the panels and of B: k, or pairs
 	full := j0 + (j1-j0)/mvecCols*mvecCols
+	if kn.pairPanels != nil {
+		full = j1 // B is in zero-padded panels of mvecCols columns (pairB)
+	}
 	var ws *workspace
 	if full < j1 {
 		ws = wsPool.Get().(*workspace)
@@ -121,7 +124,10 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 			prefetch = 4 * ((next-i)*steps + n*steps*lineValues)
 		}
 		b, ldb := p.b[j:], p.ldb
-		if j == full {
+		switch {
+		case kn.pairPanels != nil:
+			b = p.b[j*steps:]
+		case j == full:
 			b, ldb = ws.b, mvecCols
 		}
 		t.call(kn.mvec[width/mvecGroup-1], p.packed.data[i*steps:], prefetch, &b[0], ldb, i, rows, j, cols)

@@ -7,42 +7,56 @@ import (
 	"testing"
 )
 
-// TestPairRowsBF16 checks the conversion of B for the bfloat16 m-vector
+// TestPairPanelsBF16 checks the conversion of B for the bfloat16 m-vector
 // kernels against packPairs, column by column and bit for bit, on every
-// kind of special value, odd and even k, widths around whole vectors and
-// strides wider than B, and that it writes nothing past column n.
-func TestPairRowsBF16(t *testing.T) {
+// kind of special value, odd and even k, widths around whole panels and
+// steps of two, strides wider than B, in one call and split into two
+// ranges of rows as pairJob splits it, and that it writes nothing between
+// the panels.
+func TestPairPanelsBF16(t *testing.T) {
 	if bestBF16MVec == nil {
 		t.Skip("no AVX512_BF16 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(41, 42))
-	for _, s := range []struct{ k, n, ldb, ldd int }{
-		{1, 1, 1, 1}, {2, 16, 16, 16}, {3, 17, 20, 19}, {7, 49, 49, 49}, {8, 196, 200, 196},
-		{33, 15, 15, 20}, {64, 33, 40, 33}, {5, 32, 32, 48},
+	for _, s := range []struct{ k, n, ldb, split int }{
+		{1, 1, 1, 0}, {2, 7, 7, 0}, {3, 8, 20, 0}, {7, 49, 49, 2}, {8, 196, 200, 1},
+		{33, 15, 15, 5}, {64, 14, 40, 16}, {5, 13, 32, 0}, {6, 22, 22, 1}, {9, 29, 30, 0},
 	} {
 		// Exactly as long as B's shape needs.
 		b := specialValues(rng, (s.k-1)*s.ldb+s.n)
 		rows := (s.k + 1) / 2
-		got := make([]float32, rows*s.ldd)
+		panels := (s.n + mvecCols - 1) / mvecCols
+		stride := rows*mvecCols + 3 // a gap after each panel, which must stay
+		got := make([]float32, panels*stride)
 		for i := range got {
 			got[i] = sentinel
 		}
-		bestBF16MVec.pairRows(&got[0], &b[0], s.ldb, s.ldd, s.k, s.n)
+		if s.split == 0 {
+			bestBF16MVec.pairPanels(&got[0], &b[0], s.ldb, stride, s.k, s.n)
+		} else {
+			bestBF16MVec.pairPanels(&got[0], &b[0], s.ldb, stride, 2*s.split, s.n)
+			bestBF16MVec.pairPanels(&got[s.split*mvecCols], &b[2*s.split*s.ldb], s.ldb, stride, s.k-2*s.split, s.n)
+		}
 		column, pairs := make([]float32, s.k), make([]float32, rows)
-		for j := range s.ldd {
+		for j := range panels * mvecCols {
 			for q := range column {
+				column[q] = 0
 				if j < s.n {
 					column[q] = b[q*s.ldb+j]
 				}
 			}
 			packPairs(pairs, column)
 			for q, w := range pairs {
-				if j >= s.n {
-					w = sentinel
+				if g := got[j/mvecCols*stride+q*mvecCols+j%mvecCols]; math.Float32bits(g) != math.Float32bits(w) {
+					t.Fatalf("k %d n %d ldb %d split %d: pair %d of column %d is %#08x, want %#08x",
+						s.k, s.n, s.ldb, s.split, q, j, math.Float32bits(g), math.Float32bits(w))
 				}
-				if g := got[q*s.ldd+j]; math.Float32bits(g) != math.Float32bits(w) {
-					t.Fatalf("k %d n %d ldb %d ldd %d: pair %d of column %d is %#08x, want %#08x",
-						s.k, s.n, s.ldb, s.ldd, q, j, math.Float32bits(g), math.Float32bits(w))
+			}
+		}
+		for p := range panels {
+			for i := rows * mvecCols; i < stride; i++ {
+				if got[p*stride+i] != sentinel {
+					t.Fatalf("k %d n %d: value %d after panel %d was overwritten", s.k, s.n, i, p)
 				}
 			}
 		}

@@ -67,7 +67,7 @@ func PackWith(opts PackOptions, m, k int, a []float32, lda int) *PackedA {
 // which fixes its layout.
 func (o PackOptions) kernel() *kernel {
 	switch {
-	case o.Precision == BF16 && bestBF16MVec != nil && mvecColumns(o.Columns):
+	case o.Precision == BF16 && bestBF16MVec != nil && mvecColumnsBF16(o.Columns):
 		return bestBF16MVec
 	case o.Precision == BF16 && bestBF16 != nil:
 		return bestBF16
