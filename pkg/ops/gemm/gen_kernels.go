@@ -48,6 +48,7 @@ func main() {
 	g.packBAVX2()
 	g.avx2MaskTable()
 	g.mvecLaneTable()
+	g.mvecRowsTables()
 	g.bf16InterleaveTable()
 	if err := os.WriteFile(*out, g.buf.Bytes(), 0o644); err != nil {
 		log.Fatal(err)
@@ -485,10 +486,11 @@ func (g *gen) mvecKernel(groups int, bf16 bool) {
 			}
 		}
 	})
-	// The vectors of A are free now: the row offsets of C and of the
-	// residual, zero and a temporary take their place (and the ones
-	// after them, with fewer groups).
-	idxC, idxR, zero, tmp := areg(0), areg(1), areg(2), areg(3)
+	// The vectors of A are free now: three temporaries and zero take
+	// their place (and the ones after them, with fewer groups).
+	tmp, zero := areg(0), areg(3)
+	spare := [3]int{nacc, nacc + 1, nacc + 2}
+	// K2..: the rows of each group, below mr.
 	g.p("\tMOVQ mr+56(FP), CX")
 	g.p("\tSUBQ $%d, CX", 16*(groups-1))
 	g.p("\tMOVL $1, SI")
@@ -498,39 +500,9 @@ func (g *gen) mvecKernel(groups int, bf16 bool) {
 		g.p("\tKXNORW %s, %s, %s", rowMask(gr), rowMask(gr), rowMask(gr))
 	}
 	g.p("\tKMOVW SI, %s", rowMask(groups-1))
-	g.p("\tVPBROADCASTD ldc+48(FP), %s", idxC)
-	g.p("\tVPMULLD mvecLanes<>(SB), %s, %s", idxC, idxC)
-	g.p("\tVPBROADCASTD ldr+96(FP), %s", idxR)
-	g.p("\tVPMULLD mvecLanes<>(SB), %s, %s", idxR, idxR)
-	g.p("\tVPXORD %s, %s, %s", zero, zero, zero)
-	// One base register per group of 16 rows, of C and of the residual.
-	cBase, rBase := []string{"R12", "R13", "AX", "BX"}, []string{"R10", "R11", "CX", "DI"}
-	bases := func(first, arg, ld string, regs []string) {
-		g.p("\tMOVQ %s, %s", arg, first)
-		g.p("\tMOVQ %s, SI", ld)
-		g.p("\tSHLQ $6, SI") // 16 rows of 4 bytes
-		for gr := 1; gr < groups; gr++ {
-			g.p("\tLEAQ (%s)(SI*1), %s", regs[gr-1], regs[gr])
-		}
-	}
-	bases(cBase[0], "c+40(FP)", "ldc+48(FP)", cBase)
-	bases(rBase[0], "res+88(FP)", "ldr+96(FP)", rBase)
 	g.p("\tMOVQ flags+72(FP), R8")
 	g.p("\tMOVQ bias+80(FP), R9")
 	g.p("\tMOVQ mask+64(FP), DX")
-	// columns emits each(gr, c) for the tile's columns, column 0 always,
-	// the others while their bit is set in mask, else jumping to label.
-	columns := func(label string, each func(gr, c int)) {
-		for c := range mvecCols {
-			if c > 0 {
-				g.p("\tTESTQ $%d, DX", 1<<c)
-				g.p("\tJZ %s", label)
-			}
-			for gr := range groups {
-				each(gr, c)
-			}
-		}
-	}
 	// unless emits body, skipped to label when the TESTQ of test is zero.
 	unless := func(test, label string, body func()) {
 		g.p("\tTESTQ %s", test)
@@ -538,18 +510,34 @@ func (g *gen) mvecKernel(groups int, bf16 bool) {
 		body()
 		g.p("%s:", label)
 	}
-	// gather adds the lanes of column c of group gr at base to its
-	// accumulator; the masked lanes of tmp are zeroed first, which also
-	// keeps each gather from waiting for the last one's tmp.
-	gather := func(base []string, idx string) func(gr, c int) {
-		return func(gr, c int) {
-			g.p("\tVPXORD %s, %s, %s", tmp, tmp, tmp)
-			g.p("\tKMOVW %s, K1", rowMask(gr))
-			g.p("\tVGATHERDPS %s(%s)(%s*4), K1, %s", dispStr(4*c), base[gr], idx, tmp)
-			g.p("\tVADDPS %s, Z%d, Z%d", tmp, acc(gr, c), acc(gr, c))
+	// With flagAccumulate (which no product of the network uses), C is
+	// gathered down each column of the tile that mask holds and added.
+	unless("$1, R8", "noacc", func() {
+		idxC := areg(1)
+		g.p("\tVPBROADCASTD ldc+48(FP), %s", idxC)
+		g.p("\tVPMULLD mvecLanes<>(SB), %s, %s", idxC, idxC)
+		cBase := []string{"R12", "R13", "AX", "BX"}
+		g.p("\tMOVQ c+40(FP), R12")
+		g.p("\tMOVQ ldc+48(FP), SI")
+		g.p("\tSHLQ $6, SI") // 16 rows of 4 bytes
+		for gr := 1; gr < groups; gr++ {
+			g.p("\tLEAQ (%s)(SI*1), %s", cBase[gr-1], cBase[gr])
 		}
-	}
-	unless("$1, R8", "noacc", func() { columns("noacc", gather(cBase, idxC)) })
+		for c := range mvecCols {
+			if c > 0 {
+				g.p("\tTESTQ $%d, DX", 1<<c)
+				g.p("\tJZ noacc")
+			}
+			for gr := range groups {
+				// The masked lanes of tmp are zeroed first, which also
+				// keeps each gather from waiting for the last one's tmp.
+				g.p("\tVPXORD %s, %s, %s", tmp, tmp, tmp)
+				g.p("\tKMOVW %s, K1", rowMask(gr))
+				g.p("\tVGATHERDPS %s(%s)(%s*4), K1, %s", dispStr(4*c), cBase[gr], idxC, tmp)
+				g.p("\tVADDPS %s, Z%d, Z%d", tmp, acc(gr, c), acc(gr, c))
+			}
+		}
+	})
 	unless("R9, R9", "nobias", func() {
 		for gr := range groups {
 			g.p("\tVMOVUPS.Z %s(R9), %s, %s", dispStr(64*gr), rowMask(gr), tmp)
@@ -558,19 +546,144 @@ func (g *gen) mvecKernel(groups int, bf16 bool) {
 			}
 		}
 	})
-	unless("R10, R10", "nores", func() { columns("nores", gather(rBase, idxR)) })
-	unless("$2, R8", "norelu", func() {
-		for i := range nacc {
-			g.p("\tVMAXPS Z%d, %s, Z%d", i, zero, i)
-		}
-	})
-	columns("done", func(gr, c int) {
-		g.p("\tKMOVW %s, K1", rowMask(gr))
-		g.p("\tVSCATTERDPS Z%d, K1, %s(%s)(%s*4)", acc(gr, c), dispStr(4*c), cBase[gr], idxC)
-	})
+	g.mvecStore(groups, acc, spare, zero)
 	g.p("done:")
 	g.p("\tVZEROUPPER")
 	g.p("\tRET")
+}
+
+// mvecStore emits the rest of an m-vector kernel's epilogue from the
+// accumulators acc(gr, c) (bias added, R8 holding the flags, DX the column
+// mask): the residual, ReLU, and the stores. Scattering 16 values per
+// column costs more than the k loop's last hundred steps, so each group's
+// 16 x 7 values are first transposed into rows, with shuffles, and then
+// stored (and the residual loaded) a row of 7 at a time: two rows per
+// vector, r in lanes 0-6 and r+4 in lanes 8-14 (lanes 7 and 15 are never
+// stored), each half under the column mask (K6, and K7 for the upper
+// half, stored from 32 bytes before its row so that the lanes land on
+// it). spare are three free registers and zero one to zero.
+func (g *gen) mvecStore(groups int, acc func(gr, c int) int, spare [3]int, zero string) {
+	// AX, BX: 1 and 8 rows of C; R12, R13: rows r and r+4 of C; CX, DI,
+	// R10, R11 the same for the residual, SI its pointer, DX the rows of
+	// the last group.
+	g.p("\tANDL $%d, DX", 1<<mvecCols-1)
+	g.p("\tKMOVW DX, K6")
+	g.p("\tSHLL $8, DX")
+	g.p("\tKMOVW DX, K7")
+	for _, ld := range []struct{ arg, one, eight, base, arg0, r4 string }{
+		{"ldc+48(FP)", "AX", "BX", "R12", "c+40(FP)", "R13"},
+		{"ldr+96(FP)", "CX", "DI", "R10", "res+88(FP)", "R11"},
+	} {
+		g.p("\tMOVQ %s, %s", ld.arg, ld.one)
+		g.p("\tSHLQ $2, %s", ld.one)
+		g.p("\tLEAQ (%s*8), %s", ld.one, ld.eight)
+		g.p("\tMOVQ %s, %s", ld.arg0, ld.base)
+		g.p("\tLEAQ (%s)(%s*4), %s", ld.base, ld.one, ld.r4)
+	}
+	g.p("\tMOVQ res+88(FP), SI")
+	g.p("\tMOVQ mr+56(FP), DX")
+	g.p("\tSUBQ $%d, DX", 16*(groups-1))
+	g.p("\tVPXORD %s, %s, %s", zero, zero, zero)
+	z := func(r int) string { return fmt.Sprintf("Z%d", r) }
+	for gr := range groups {
+		last := gr == groups-1
+		var v [mvecCols]int
+		for c := range v {
+			v[c] = acc(gr, c)
+		}
+		// Lane r of v[c] is row r, column c. Interleaving pairs of
+		// columns, then pairs of pairs, leaves in each 128-bit block b
+		// of u[j] row 4b+j's columns 0-3, and of u[4+j] its columns
+		// 4-7 (7 is garbage: column 6 again).
+		unpack := func(op string, lo, hi, dst int) { g.p("\t%s %s, %s, %s", op, z(hi), z(lo), z(dst)) }
+		t := [8]int{spare[0], v[1], v[0], v[3], v[2], v[5], v[4], v[6]}
+		unpack("VUNPCKLPS", v[0], v[1], t[0])
+		unpack("VUNPCKHPS", v[0], v[1], t[1])
+		unpack("VUNPCKLPS", v[2], v[3], t[2])
+		unpack("VUNPCKHPS", v[2], v[3], t[3])
+		unpack("VUNPCKLPS", v[4], v[5], t[4])
+		unpack("VUNPCKHPS", v[4], v[5], t[5])
+		unpack("VUNPCKLPS", v[6], v[6], t[6])
+		unpack("VUNPCKHPS", v[6], v[6], t[7])
+		u := [8]int{spare[1], t[2], t[0], t[3], t[1], t[6], t[4], t[7]}
+		for _, p := range [4][4]int{{0, 2, 0, 1}, {1, 3, 2, 3}, {4, 6, 4, 5}, {5, 7, 6, 7}} {
+			unpack("VUNPCKLPD", t[p[0]], t[p[1]], u[p[2]])
+			unpack("VUNPCKHPD", t[p[0]], t[p[1]], u[p[3]])
+		}
+		out := [2]int{spare[2], v[5]} // free now
+		for j := range 4 {
+			for h, table := range []string{"mvecRowsLo", "mvecRowsHi"} {
+				g.p("\tVMOVUPS %s<>(SB), %s", table, z(out[h]))
+				g.p("\tVPERMI2PS %s, %s, %s", z(u[4+j]), z(u[j]), z(out[h]))
+			}
+			for h := range out {
+				// Rows j+8h and j+8h+4 of the group.
+				row := j + 8*h
+				label := fmt.Sprintf("g%dr%d", gr, row)
+				idx := [2]string{"", "(BX*1)"}[h]
+				ridx := [2]string{"", "(DI*1)"}[h]
+				o, tmp := z(out[h]), z(u[j])
+				if last {
+					g.p("\tCMPQ DX, $%d", row)
+					g.p("\tJLE %s", label)
+				}
+				g.p("\tTESTQ SI, SI")
+				g.p("\tJZ %sres", label)
+				g.p("\tVMOVUPS.Z (R10)%s, K6, %s", ridx, tmp)
+				if last {
+					g.p("\tCMPQ DX, $%d", row+4)
+					g.p("\tJLE %sadd", label)
+				}
+				g.p("\tVMOVUPS -32(R11)%s, K7, %s", ridx, tmp)
+				g.p("%sadd:", label)
+				g.p("\tVADDPS %s, %s, %s", tmp, o, o)
+				g.p("%sres:", label)
+				g.p("\tTESTQ $2, R8")
+				g.p("\tJZ %srelu", label)
+				// max(0, x) with x second keeps NaN, like the reference.
+				g.p("\tVMAXPS %s, %s, %s", o, zero, o)
+				g.p("%srelu:", label)
+				g.p("\tVMOVUPS %s, K6, (R12)%s", o, idx)
+				if last {
+					g.p("\tCMPQ DX, $%d", row+4)
+					g.p("\tJLE %s", label)
+				}
+				g.p("\tVMOVUPS %s, K7, -32(R13)%s", o, idx)
+				g.p("%s:", label)
+			}
+			for _, r := range []string{"R12", "R13"} {
+				g.p("\tADDQ AX, %s", r)
+			}
+			for _, r := range []string{"R10", "R11"} {
+				g.p("\tADDQ CX, %s", r)
+			}
+		}
+		if !last {
+			// From rows 4 and 8 of this group to rows 0 and 4 of the next.
+			g.p("\tLEAQ (R13)(BX*1), R12")
+			g.p("\tLEAQ (R12)(AX*4), R13")
+			g.p("\tLEAQ (R11)(DI*1), R10")
+			g.p("\tLEAQ (R10)(CX*4), R11")
+		}
+	}
+}
+
+// mvecRowsTables emits the VPERMI2PS indexes of mvecStore's last step:
+// from u[j] (indexes 0-15) and u[4+j] (16-31), rows j and j+4 (Lo) or j+8
+// and j+12 (Hi) of a group, each row's 8 columns in one half.
+func (g *gen) mvecRowsTables() {
+	g.p("")
+	for h, name := range []string{"mvecRowsLo", "mvecRowsHi"} {
+		for i := range 16 {
+			block := 2*h + i/8 // 128-bit block: the row
+			idx := 4*block + i%4
+			if i%8 >= 4 {
+				idx += 16 // columns 4-7, from u[4+j]
+			}
+			g.p("DATA %s<>+%d(SB)/4, $%d", name, 4*i, idx)
+		}
+		g.p("GLOBL %s<>(SB), RODATA|NOPTR, $64", name)
+	}
 }
 
 // mvecLaneTable emits the lane numbers 0..15, which the m-vector kernels
