@@ -114,16 +114,12 @@ func runWith(t *task, kn *kernel, threads int) {
 	default:
 		t.rowParts, t.colParts = 1, min(maxChunks, t.colTiles)
 	}
-	serial := threads <= 1 || t.rowParts*t.colParts < 2
-	t.packJobs = 0
-	if kn.pairPanels != nil {
-		defer wsPool.Put(t.pairB(serial, threads))
-	}
-	if serial {
+	if threads <= 1 || t.rowParts*t.colParts < 2 {
 		p.block(&t.plan, 0, p.m, 0, p.n)
 		return
 	}
 	var shared *workspace
+	t.packJobs = 0
 	if t.colParts == 1 && t.nc >= p.n && !t.inPlaceB {
 		// Every row chunk reads all of B: pack it once, in parallel.
 		shared = wsPool.Get().(*workspace)
@@ -235,10 +231,6 @@ func (t *task) step() bool {
 // packShared packs job j of the shared B: panels [f0, f1) of one k slice,
 // where packBlock would put them.
 func (t *task) packShared(j int) {
-	if t.kn.pairPanels != nil {
-		t.pairJob(j*t.packPanels, min((j+1)*t.packPanels, t.kn.rows(t.k)))
-		return
-	}
 	kn, nr := t.kn, t.kn.nr
 	perSlice := t.packJobs / t.nk
 	pk, f0 := j/perSlice, j%perSlice*t.packPanels
@@ -398,10 +390,6 @@ type plan struct {
 	// at pk*kc*nc), shared by all chunks; halfB is packBlock's result.
 	sharedB []float32
 	halfB   bool
-	// srcB and srcLDB, for a kernel with pairPanels, are B as given:
-	// the problem's B is then its conversion into pairs (see pairB).
-	srcB   []float32
-	srcLDB int
 }
 
 // newPlan returns the blocking of p for kernel kn.

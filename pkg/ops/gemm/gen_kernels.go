@@ -430,11 +430,11 @@ const mvecPFB = 8
 // memory at a fraction of the rate at which its first tile reads it.
 //
 // B is read in place, all 7 columns (the caller pads a partial tile). The
-// tile's accumulators hold columns of C, whose rows are ldc apart, so the
-// epilogue gathers the residual (and C, with flagAccumulate) and scatters
-// the result along precomputed row offsets, under a mask of the first mr
-// rows and of the columns in mask: a few hundred cycles per tile, small
-// against a k loop of 28 FMAs per step when k is in the hundreds.
+// tile's accumulators hold columns of C, whose rows are ldc apart: the
+// epilogue adds the bias down the columns, then transposes the tile into
+// rows for the residual, ReLU and the stores (mvecStore), under a mask of
+// the first mr rows and of the columns in mask. With flagAccumulate it
+// first gathers C down the columns along precomputed row offsets.
 //
 // With bf16 it emits kernelMVecBF16_<16*groups>x7 instead, the same kernel
 // on bfloat16 pairs (k counts pairs): A holds a vector of 16 pairs per

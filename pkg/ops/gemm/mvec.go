@@ -88,7 +88,8 @@ func (p *problem) checkMVec() {
 // of B's columns that fit in L2 pass under each row panel of A in turn,
 // which the kernels prefetch a panel ahead. The last, partial column tile
 // reads a copy of its columns of B padded to mvecCols, since the kernels
-// read all of them.
+// read all of them. A bf16 kernel reads B converted into pairs, a block
+// of columns at a time (see pairBlock).
 func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 	t := tiler{p: p, kn: kn, kc: p.k, last: true}
 	if p.accumulate {
@@ -99,19 +100,19 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 	}
 	steps := kn.rows(p.k) // rows of the panels and of B: k, or pairs
 	full := j0 + (j1-j0)/mvecCols*mvecCols
-	if kn.pairPanels != nil {
-		full = j1 // B is in zero-padded panels of mvecCols columns (pairB)
-	}
 	var ws *workspace
-	if full < j1 {
+	if full < j1 || kn.pairPanels != nil {
 		ws = wsPool.Get().(*workspace)
 		defer wsPool.Put(ws)
+	}
+	if full < j1 && kn.pairPanels == nil {
 		ws.b = grow(ws.b, steps*mvecCols)
 		for q := range steps {
 			row := ws.b[q*mvecCols : (q+1)*mvecCols]
 			clear(row[copy(row, p.b[q*p.ldb+full:q*p.ldb+j1]):])
 		}
 	}
+	pairs := 0 // the first column of the block of B in pairs in ws.b
 	// tile computes the tile of columns [j, j+cols) in the row panel at
 	// i and, when next is not negative, prefetches cache lines
 	// [n*k, (n+1)*k) of the panel at row next: the first tiles of a
@@ -126,27 +127,39 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 		b, ldb := p.b[j:], p.ldb
 		switch {
 		case kn.pairPanels != nil:
-			b = p.b[j*steps:]
+			b, ldb = ws.b[(j-pairs)*steps:], mvecCols
 		case j == full:
 			b, ldb = ws.b, mvecCols
 		}
 		t.call(kn.mvec[width/mvecGroup-1], p.packed.data[i*steps:], prefetch, &b[0], ldb, i, rows, j, cols)
 	}
-	if (i1-i0)*steps <= mvecInL2 {
-		// Each tile of B is read from memory once, then from L1 by
-		// the other panels.
-		for j := j0; j < j1; j += mvecCols {
-			for i := i0; i < i1; i += mvecRows {
-				tile(i, j, min(mvecCols, j1-j), 0, -1)
-			}
-		}
-		return
+	// When A fits in L2, B is one block (for bf16, one per L2 budget of
+	// pairs) whose tiles each pass over every panel; otherwise blocks of
+	// B that fit in L2 pass under each panel in turn.
+	inL2 := (i1-i0)*steps <= mvecInL2
+	nc := j1 - j0
+	if !inL2 || kn.pairPanels != nil {
+		nc = max(mvecCols, l2Block/(4*steps)/mvecCols*mvecCols)
 	}
-	// A panel is read from memory once per block of B (spread over the
-	// previous panel's first tiles) and then from L2 by its other tiles.
-	nc := max(mvecCols, l2Block/(4*steps)/mvecCols*mvecCols)
 	for jc := j0; jc < j1; jc += nc {
 		jend := min(jc+nc, j1)
+		if kn.pairPanels != nil {
+			p.pairBlock(kn, ws, jc, jend)
+			pairs = jc
+		}
+		if inL2 {
+			// Each tile of B is read from memory once, then from L1 by
+			// the other panels.
+			for j := jc; j < jend; j += mvecCols {
+				for i := i0; i < i1; i += mvecRows {
+					tile(i, j, min(mvecCols, jend-j), 0, -1)
+				}
+			}
+			continue
+		}
+		// A panel is read from memory once per block of B (spread over
+		// the previous panel's first tiles) and then from L2 by its
+		// other tiles.
 		for i := i0; i < i1; i += mvecRows {
 			next := i + mvecRows
 			switch {

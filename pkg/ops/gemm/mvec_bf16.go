@@ -2,12 +2,20 @@ package gemm
 
 // The m-vector layout in BF16 (bf16MVec): A is packed as in packMVec but
 // with pairs of k steps in place of k steps, and B, which the fp32
-// m-vector kernels read in place, is converted once per call into panels
-// of pairs (kernel.pairPanels), mvecCols columns each, that the kernels
-// read sequentially; blockMVec and the epilogue are shared with FP32.
+// m-vector kernels read in place, is converted by blocks of columns into
+// panels of pairs (kernel.pairPanels), mvecCols columns each, that the
+// kernels read sequentially; blockMVec and the epilogue are shared with
+// FP32.
 
-// mvecMaxColumnsBF16 is mvecMaxColumns for BF16 matrices.
-const mvecMaxColumnsBF16 = 196
+// mvecMaxColumnsBF16 is mvecMaxColumns for BF16 matrices: Res2Net-50's
+// 7x7 layers only. Measured on a Zen 4 core against the bf16 13x32
+// kernels (BenchmarkBF16Layouts), stage 4's products run 1.1-1.4x faster
+// at n = 49 and about as fast or faster at their batch-8 width (392),
+// while stage 3's are even at n = 196 and 2-12 % slower at 1568 (one
+// thread and two): VDPBF16PS halves the k loop that amortises each
+// tile's epilogue and its conversion of B, so the m-vector tiles gain
+// less than in FP32.
+const mvecMaxColumnsBF16 = 49
 
 // mvecColumnsBF16 reports whether a BF16 matrix for products about n wide
 // gets the m-vector layout.
@@ -33,32 +41,14 @@ func (p *PackedA) packMVecBF16(a []float32, lda int) {
 	}
 }
 
-// pairB replaces the B of t, whose kernel has pairPanels, by its
-// conversion into panels of pairs in a workspace from wsPool, which it
-// returns for the caller to put back once the product is done: the tile
-// at column j then reads B from j*kn.rows(k), mvecCols pairs a row (see
-// blockMVec). When t runs serially it converts B at once; otherwise it
-// makes the conversion the first jobs of t, one per goroutine, which the
-// chunks wait for like a shared packed B.
-func (t *task) pairB(serial bool, threads int) *workspace {
-	p, kn := &t.problem, t.kn
-	rows := kn.rows(p.k)
-	ws := wsPool.Get().(*workspace)
-	ws.b = grow(ws.b, rows*roundUp(p.n, mvecCols))
-	t.srcB, t.srcLDB = p.b, p.ldb
-	p.b, p.ldb = ws.b, mvecCols
-	if serial {
-		t.pairJob(0, rows)
-		return ws
-	}
-	t.packPanels = (rows + threads - 1) / threads
-	t.packJobs = (rows + t.packPanels - 1) / t.packPanels
-	return ws
-}
-
-// pairJob converts pair rows [q0, q1) of t's B (see pairB).
-func (t *task) pairJob(q0, q1 int) {
-	p := &t.problem
-	panel := t.kn.rows(p.k) * mvecCols
-	t.kn.pairPanels(&p.b[q0*mvecCols], &t.srcB[2*q0*t.srcLDB], t.srcLDB, panel, min(2*q1, p.k)-2*q0, p.n)
+// pairBlock converts columns [j0, j1) of p's B for kn, which has
+// pairPanels, into ws.b: the tile at column j then reads B from
+// (j-j0)*kn.rows(k), mvecCols pairs a row. A block at a time (see
+// blockMVec), so that the pairs are still in L2 when the kernels read
+// them: B converted whole is as wide as the product (megabytes at batch
+// 8), and went to memory and back, a quarter of the time of such calls.
+func (p *problem) pairBlock(kn *kernel, ws *workspace, j0, j1 int) {
+	steps := kn.rows(p.k)
+	ws.b = grow(ws.b, steps*roundUp(j1-j0, mvecCols))
+	kn.pairPanels(&ws.b[0], &p.b[j0], p.ldb, steps*mvecCols, p.k, j1-j0)
 }
