@@ -279,3 +279,9 @@ func BenchmarkConv3x3Stage2Batch8(b *testing.B) {
 	// A branch of features.5.B.conv.3: 52 -> 52 channels at 28x28, batch 8.
 	benchConv(b, Conv2d{InC: 52, OutC: 52, Kernel: 3, Stride: 1, Pad: 1}, 8, 28, 28)
 }
+
+func BenchmarkConv3x3Stage3Batch8(b *testing.B) {
+	// A branch of features.6.B.conv.3: 104 -> 104 channels at 14x14,
+	// batch 8, in the m-vector layout the network gives it.
+	benchConv(b, Conv2d{InC: 104, OutC: 104, Kernel: 3, Stride: 1, Pad: 1, Columns: 14 * 14}, 8, 14, 14)
+}
