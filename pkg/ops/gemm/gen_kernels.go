@@ -34,10 +34,13 @@ func main() {
 	g.avx512Kernel(13, 1, 0, 0, true)
 	g.avx512Kernel(6, 4, 0, smallPFA, true)
 	for groups := 1; groups <= 4; groups++ {
-		g.mvecKernel(groups, false)
+		g.mvecKernel(groups, false, false)
 	}
 	for groups := 1; groups <= 4; groups++ {
-		g.mvecKernel(groups, true)
+		g.mvecKernel(groups, false, true)
+	}
+	for groups := 1; groups <= 4; groups++ {
+		g.mvecKernel(groups, true, false)
 	}
 	g.avx2Kernel(6, 2)
 	g.packB(2)
@@ -441,12 +444,29 @@ const mvecPFB = 8
 // group and pair step, B (a panel of pairPanelsBF16, ldb = 7) a row of 7
 // pairs per pair step, and VDPBF16PS, whose memory operand is broadcast
 // as the FMA's is, adds both products of each pair.
-func (g *gen) mvecKernel(groups int, bf16 bool) {
+//
+// With half (fp32 only) it emits kernelMVec_<16*groups-8>x7, for tiles
+// whose last group has at most 8 rows (Res2Net's 104-row products end in
+// a panel of 40): that group's loads and FMAs are 256 bits wide, on the
+// same layout, which halves their cost on cores that execute 512-bit
+// operations as two halves (Zen 4) and leaves the epilogue unchanged.
+func (g *gen) mvecKernel(groups int, bf16, half bool) {
 	nacc := mvecCols * groups
 	acc := func(gr, c int) int { return c*groups + gr }
 	areg := func(gr int) string { return fmt.Sprintf("Z%d", nacc+gr) }
 	rowMask := func(gr int) string { return fmt.Sprintf("K%d", gr+2) }
+	// reg names register r of group gr in the k loop: with half, the last
+	// group's are its lower 256 bits (a 256-bit write zeroes the rest).
+	reg := func(gr, r int) string {
+		if half && gr == groups-1 {
+			return fmt.Sprintf("Y%d", r)
+		}
+		return fmt.Sprintf("Z%d", r)
+	}
 	name := fmt.Sprintf("kernelMVec_%dx%d", 16*groups, mvecCols)
+	if half {
+		name = fmt.Sprintf("kernelMVec_%dx%d", 16*groups-8, mvecCols)
+	}
 	if bf16 {
 		name = fmt.Sprintf("kernelMVecBF16_%dx%d", 16*groups, mvecCols)
 	}
@@ -474,14 +494,14 @@ func (g *gen) mvecKernel(groups int, bf16 bool) {
 		g.p("\tPREFETCHT0 %s", strings.Replace(bAddr(s, 0), "BX", "R13", 1))
 		g.p("\tPREFETCHT0 %s", strings.Replace(bAddr(s, 4*mvecCols-1), "BX", "R13", 1))
 		for gr := range groups {
-			g.p("\tVMOVUPS %s(AX), %s", dispStr(s*aStep+64*gr), areg(gr))
+			g.p("\tVMOVUPS %s(AX), %s", dispStr(s*aStep+64*gr), reg(gr, nacc+gr))
 		}
 		for c := range mvecCols {
 			for gr := range groups {
 				if bf16 {
 					g.evexBcst(evex.DPBF16PS, acc(gr, c), nacc+gr, bMem(s, 4*c))
 				} else {
-					g.p("\tVFMADD231PS.BCST %s, %s, Z%d", bAddr(s, 4*c), areg(gr), acc(gr, c))
+					g.p("\tVFMADD231PS.BCST %s, %s, %s", bAddr(s, 4*c), reg(gr, nacc+gr), reg(gr, acc(gr, c)))
 				}
 			}
 		}

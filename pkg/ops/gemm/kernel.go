@@ -53,6 +53,11 @@ type kernel struct {
 	// nr columns from a PackedA in the m-vector layout, and run, half,
 	// small and packB are unused.
 	mvec []kernelFunc
+	// mvecHalf, when not nil, is mvec for tiles whose last group has at
+	// most 8 rows, which mvecHalf[g-1] multiplies in 256-bit halves: on
+	// cores that split 512-bit operations in two (Zen 4) that costs half
+	// as much, and Res2Net's 104-row products end in a panel of 40 rows.
+	mvecHalf []kernelFunc
 	// pairPanels, for a bf16 m-vector kernel, converts k rows of n
 	// values of B (ldb apart) into the pairs its kernels read: panels of
 	// mvecCols columns, panel values apart, of (k+1)/2 rows of pairs

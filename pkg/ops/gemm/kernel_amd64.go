@@ -37,6 +37,21 @@ func kernelMVec_48x7(k int, a *float32, lda int, b *float32, ldb int, c *float32
 //go:noescape
 func kernelMVec_64x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
 
+// kernelMVec_<16*g-8>x7 are the m-vector kernels of g groups for tiles
+// whose last group has at most 8 rows: they multiply it in 256-bit halves.
+
+//go:noescape
+func kernelMVec_8x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVec_24x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVec_40x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVec_56x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
 // The bfloat16 m-vector kernels: the m-vector kernels on pairs (see
 // mvecKernel in gen_kernels.go), k counting pairs, b a panel of
 // pairPanelsBF16 (ldb = 7).
@@ -140,7 +155,8 @@ var avx2 = &kernel{name: "avx2-6x16", mr: 6, nr: 16, kc: 256, run: kernelAVX2_6x
 // every lane, where avx512Small computes 64 columns for 49.
 var avx512MVec = &kernel{
 	name: "avx512-64x7m", mr: mvecRows, nr: mvecCols,
-	mvec: []kernelFunc{kernelMVec_16x7, kernelMVec_32x7, kernelMVec_48x7, kernelMVec_64x7},
+	mvec:     []kernelFunc{kernelMVec_16x7, kernelMVec_32x7, kernelMVec_48x7, kernelMVec_64x7},
+	mvecHalf: []kernelFunc{kernelMVec_8x7, kernelMVec_24x7, kernelMVec_40x7, kernelMVec_56x7},
 }
 
 // bf16MVec is avx512MVec on bfloat16 pairs, for narrow products in BF16:

@@ -131,7 +131,11 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 		case j == full:
 			b, ldb = ws.b, mvecCols
 		}
-		t.call(kn.mvec[width/mvecGroup-1], p.packed.data[i*steps:], prefetch, &b[0], ldb, i, rows, j, cols)
+		run := kn.mvec[width/mvecGroup-1]
+		if kn.mvecHalf != nil && width-rows >= mvecGroup/2 {
+			run = kn.mvecHalf[width/mvecGroup-1]
+		}
+		t.call(run, p.packed.data[i*steps:], prefetch, &b[0], ldb, i, rows, j, cols)
 	}
 	// When A fits in L2, B is one block (for bf16, one per L2 budget of
 	// pairs) whose tiles each pass over every panel; otherwise blocks of
