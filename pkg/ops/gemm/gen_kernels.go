@@ -643,17 +643,19 @@ func (g *gen) mvecStore(groups int, acc func(gr, c int) int, spare [3]int, zero 
 				idx := [2]string{"", "(BX*1)"}[h]
 				ridx := [2]string{"", "(DI*1)"}[h]
 				o, tmp := z(out[h]), z(u[j])
-				if last {
-					g.p("\tCMPQ DX, $%d", row)
-					g.p("\tJLE %s", label)
+				// unlessRow jumps to to when the tile has no row r of
+				// the group (only the last group may be partial).
+				unlessRow := func(r int, to string) {
+					if last {
+						g.p("\tCMPQ DX, $%d", r)
+						g.p("\tJLE %s", to)
+					}
 				}
+				unlessRow(row, label)
 				g.p("\tTESTQ SI, SI")
 				g.p("\tJZ %sres", label)
 				g.p("\tVMOVUPS.Z (R10)%s, K6, %s", ridx, tmp)
-				if last {
-					g.p("\tCMPQ DX, $%d", row+4)
-					g.p("\tJLE %sadd", label)
-				}
+				unlessRow(row+4, label+"add")
 				g.p("\tVMOVUPS -32(R11)%s, K7, %s", ridx, tmp)
 				g.p("%sadd:", label)
 				g.p("\tVADDPS %s, %s, %s", tmp, o, o)
@@ -664,10 +666,7 @@ func (g *gen) mvecStore(groups int, acc func(gr, c int) int, spare [3]int, zero 
 				g.p("\tVMAXPS %s, %s, %s", o, zero, o)
 				g.p("%srelu:", label)
 				g.p("\tVMOVUPS %s, K6, (R12)%s", o, idx)
-				if last {
-					g.p("\tCMPQ DX, $%d", row+4)
-					g.p("\tJLE %s", label)
-				}
+				unlessRow(row+4, label)
 				g.p("\tVMOVUPS %s, K7, -32(R13)%s", o, idx)
 				g.p("%s:", label)
 			}
