@@ -42,6 +42,9 @@ func main() {
 	for groups := 1; groups <= 4; groups++ {
 		g.mvecKernel(groups, true, false)
 	}
+	for groups := 1; groups <= 4; groups++ {
+		g.mvecKernel(groups, true, true)
+	}
 	g.avx2Kernel(6, 2)
 	g.packB(2)
 	g.packB(4)
@@ -445,11 +448,12 @@ const mvecPFB = 8
 // pairs per pair step, and VDPBF16PS, whose memory operand is broadcast
 // as the FMA's is, adds both products of each pair.
 //
-// With half (fp32 only) it emits kernelMVec_<16*groups-8>x7, for tiles
-// whose last group has at most 8 rows (Res2Net's 104-row products end in
-// a panel of 40): that group's loads and FMAs are 256 bits wide, on the
-// same layout, which halves their cost on cores that execute 512-bit
-// operations as two halves (Zen 4) and leaves the epilogue unchanged.
+// With half it emits kernelMVec_<16*groups-8>x7 (or kernelMVecBF16_...),
+// for tiles whose last group has at most 8 rows (Res2Net's 104-row
+// products end in a panel of 40): that group's loads and FMAs (or
+// VDPBF16PS) are 256 bits wide, on the same layout, which halves their
+// cost on cores that execute 512-bit operations as two halves (Zen 4) and
+// leaves the epilogue unchanged.
 func (g *gen) mvecKernel(groups int, bf16, half bool) {
 	nacc := mvecCols * groups
 	acc := func(gr, c int) int { return c*groups + gr }
@@ -468,7 +472,7 @@ func (g *gen) mvecKernel(groups int, bf16, half bool) {
 		name = fmt.Sprintf("kernelMVec_%dx%d", 16*groups-8, mvecCols)
 	}
 	if bf16 {
-		name = fmt.Sprintf("kernelMVecBF16_%dx%d", 16*groups, mvecCols)
+		name = strings.Replace(name, "MVec", "MVecBF16", 1)
 	}
 	g.p("")
 	g.p("// func %s(%s)", name, kernelArgs)
@@ -498,9 +502,12 @@ func (g *gen) mvecKernel(groups int, bf16, half bool) {
 		}
 		for c := range mvecCols {
 			for gr := range groups {
-				if bf16 {
+				switch {
+				case bf16 && half && gr == groups-1:
+					g.evexBcstY(evex.DPBF16PS, acc(gr, c), nacc+gr, bMem(s, 4*c))
+				case bf16:
 					g.evexBcst(evex.DPBF16PS, acc(gr, c), nacc+gr, bMem(s, 4*c))
-				} else {
+				default:
 					g.p("\tVFMADD231PS.BCST %s, %s, %s", bAddr(s, 4*c), reg(gr, nacc+gr), reg(gr, acc(gr, c)))
 				}
 			}
@@ -969,6 +976,16 @@ func (g *gen) evexBcst(op evex.Op, dst, src1 int, m evex.Mem) {
 		log.Fatal(err)
 	}
 	g.p("\t// %s Z%d, Z%d, %s{1to16}", op.Name, dst, src1, m.Go())
+	g.bytes(enc)
+}
+
+// evexBcstY is evexBcst on ymm registers.
+func (g *gen) evexBcstY(op evex.Op, dst, src1 int, m evex.Mem) {
+	enc, err := op.BcstY(dst, src1, m)
+	if err != nil {
+		log.Fatal(err)
+	}
+	g.p("\t// %s Y%d, Y%d, %s{1to8}", op.Name, dst, src1, m.Go())
 	g.bytes(enc)
 }
 

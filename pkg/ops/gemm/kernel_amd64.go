@@ -68,6 +68,21 @@ func kernelMVecBF16_48x7(k int, a *float32, lda int, b *float32, ldb int, c *flo
 //go:noescape
 func kernelMVecBF16_64x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
 
+// The bfloat16 m-vector kernels for tiles whose last group has at most 8
+// rows (see mvecKernel's half).
+
+//go:noescape
+func kernelMVecBF16_8x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVecBF16_24x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVecBF16_40x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
+//go:noescape
+func kernelMVecBF16_56x7(k int, a *float32, lda int, b *float32, ldb int, c *float32, ldc, mr int, mask uint64, flags int, bias, res *float32, ldr int)
+
 // pairPanelsBF16 converts k rows of n values of B (ldb apart) into the
 // panels of bfloat16 pairs that the bfloat16 m-vector kernels read: see
 // kernel.pairPanels and pairPanelsBF16 in gen_kernels.go.
@@ -165,6 +180,7 @@ var avx512MVec = &kernel{
 var bf16MVec = &kernel{
 	name: "bf16-64x7m", mr: mvecRows, nr: mvecCols, bf16: true,
 	mvec:       []kernelFunc{kernelMVecBF16_16x7, kernelMVecBF16_32x7, kernelMVecBF16_48x7, kernelMVecBF16_64x7},
+	mvecHalf:   []kernelFunc{kernelMVecBF16_8x7, kernelMVecBF16_24x7, kernelMVecBF16_40x7, kernelMVecBF16_56x7},
 	pairPanels: pairPanelsBF16,
 }
 

@@ -137,12 +137,15 @@ func (p *problem) blockMVec(kn *kernel, i0, i1, j0, j1 int) {
 		}
 		t.call(run, p.packed.data[i*steps:], prefetch, &b[0], ldb, i, rows, j, cols)
 	}
-	// When A fits in L2, B is one block (for bf16, one per L2 budget of
-	// pairs) whose tiles each pass over every panel; otherwise blocks of
-	// B that fit in L2 pass under each panel in turn.
+	// When A fits in L2, B is one block (for bf16, one per mvecPairsBlock
+	// of pairs) whose tiles each pass over every panel; otherwise blocks
+	// of B that fit in L2 pass under each panel in turn.
 	inL2 := (i1-i0)*steps <= mvecInL2
 	nc := j1 - j0
-	if !inL2 || kn.pairPanels != nil {
+	switch {
+	case kn.pairPanels != nil:
+		nc = max(mvecCols, mvecPairsBlock/(4*steps)/mvecCols*mvecCols)
+	case !inL2:
 		nc = max(mvecCols, l2Block/(4*steps)/mvecCols*mvecCols)
 	}
 	for jc := j0; jc < j1; jc += nc {

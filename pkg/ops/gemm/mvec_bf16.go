@@ -7,15 +7,22 @@ package gemm
 // kernels read sequentially; blockMVec and the epilogue are shared with
 // FP32.
 
-// mvecMaxColumnsBF16 is mvecMaxColumns for BF16 matrices: Res2Net-50's
-// 7x7 layers only. Measured on a Zen 4 core against the bf16 13x32
-// kernels (BenchmarkBF16Layouts), stage 4's products run 1.1-1.4x faster
-// at n = 49 and about as fast or faster at their batch-8 width (392),
-// while stage 3's are even at n = 196 and 2-12 % slower at 1568 (one
-// thread and two): VDPBF16PS halves the k loop that amortises each
-// tile's epilogue and its conversion of B, so the m-vector tiles gain
-// less than in FP32.
-const mvecMaxColumnsBF16 = 49
+// mvecMaxColumnsBF16 is mvecMaxColumns for BF16 matrices, measured apart
+// on a Zen 4 core against the bf16 13x32 kernels (BenchmarkBF16Layouts):
+// stage 4's products run 1.1-1.4x faster at n = 49 and as fast or faster
+// at their batch-8 width (392); stage 3's 5-11 % faster at n = 196 but
+// 5-15 % slower at 1568 on one thread (on two, -7 to +3 %). Whole passes
+// (res2net bench, both bounds in alternation, 11 rounds): bf16 at batch 1
+// / 1 thread 54.6 ms with this bound against 56.1 with 49 (stage 4 only),
+// at batch 8 / 2 threads 29.1 ms with either.
+const mvecMaxColumnsBF16 = 196
+
+// mvecPairsBlock is the budget in bytes of the block of B that a bf16
+// m-vector product converts into pairs at a time: half of l2Block, since
+// the kernels' A panels (tens of KB, more than L1 holds) stream from L2
+// beside it. At batch 8 (n = 1568) stage 3's products ran 7-12 % faster
+// than with l2Block, and no faster with a quarter.
+const mvecPairsBlock = l2Block / 2
 
 // mvecColumnsBF16 reports whether a BF16 matrix for products about n wide
 // gets the m-vector layout.

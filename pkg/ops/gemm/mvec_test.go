@@ -122,8 +122,8 @@ func TestPackOptions(t *testing.T) {
 		{PackOptions{Precision: BF16}, bf16},
 		{PackOptions{Precision: BF16, Columns: 1}, bf16MVec},
 		{PackOptions{Precision: BF16, Columns: 49}, bf16MVec},
-		{PackOptions{Precision: BF16, Columns: 50}, bf16},
-		{PackOptions{Precision: BF16, Columns: 196}, bf16},
+		{PackOptions{Precision: BF16, Columns: 196}, bf16MVec},
+		{PackOptions{Precision: BF16, Columns: 197}, bf16},
 	}
 	for _, tt := range tests {
 		tc := newCase(rng, shape{70, 49, 30, 0}, 7)

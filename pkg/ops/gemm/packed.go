@@ -34,12 +34,11 @@ type PackOptions struct {
 	// used for, per image (for a conv's weights, its output positions at
 	// the input size the network is usually run at), or 0 when unknown.
 	// It only selects the layout, and with it the kernels: products of
-	// any width are exact with either. FP32 matrices for products at
-	// most 196 wide (Res2Net's 14x14 and 7x7 layers at batch 1) and
-	// BF16 ones at most 49 wide (the 7x7 layers), where it measured
-	// faster, get the m-vector layout, whose kernels vectorise along m
-	// and so fill every lane however narrow the product; the others get
-	// the default layout.
+	// any width are exact with either. Matrices for products at most
+	// 196 wide (Res2Net's 14x14 and 7x7 layers at batch 1, where it
+	// measured faster in either precision) get the m-vector layout,
+	// whose kernels vectorise along m and so fill every lane however
+	// narrow the product; the others get the default layout.
 	Columns int
 }
 

@@ -10,7 +10,7 @@ import (
 )
 
 // Op is an EVEX.512.<pp>.0F38.W0 instruction taking "Zdst, Zsrc1, src2" in
-// Intel's operand order.
+// Intel's operand order (BcstY: its EVEX.256 form on ymm registers).
 type Op struct {
 	Name   string
 	opcode byte
@@ -74,11 +74,17 @@ func checkZ(zs ...int) error {
 // inv returns bit of r inverted, as EVEX stores register extensions.
 func inv(r, bit int) byte { return byte(^r>>bit) & 1 }
 
+// Vector lengths, EVEX.L'L.
+const (
+	len256 = 1
+	len512 = 2
+)
+
 // prefix returns the four EVEX prefix bytes for dst in ModRM.reg, src1 in
 // vvvv, and x and b as the X and B extension sources (bit 4 and bit 3 of
 // ModRM.rm's register for a register operand, bit 3 of index and base for
-// memory), with the broadcast bit bcst.
-func (op Op) prefix(dst, src1 int, x, b byte, bcst bool) []byte {
+// memory), with the vector length ll and the broadcast bit bcst.
+func (op Op) prefix(dst, src1 int, x, b byte, ll byte, bcst bool) []byte {
 	var bit byte
 	if bcst {
 		bit = 1
@@ -87,7 +93,7 @@ func (op Op) prefix(dst, src1 int, x, b byte, bcst bool) []byte {
 		0x62,
 		inv(dst, 3)<<7 | x<<6 | b<<5 | inv(dst, 4)<<4 | 0x2, // R X B R' 00 mm=10 (0F38)
 		byte(^src1&15)<<3 | 0x4 | op.pp,                     // W=0, vvvv, 1, pp
-		0x40 | bit<<4 | inv(src1, 4)<<3,                     // z=0, L'L=10 (512 bits), b, V', aaa=0 (no mask)
+		ll<<5 | bit<<4 | inv(src1, 4)<<3,                    // z=0, L'L, b, V', aaa=0 (no mask)
 		op.opcode,
 	}
 }
@@ -97,7 +103,7 @@ func (op Op) Reg(dst, src1, src2 int) ([]byte, error) {
 	if err := checkZ(dst, src1, src2); err != nil {
 		return nil, fmt.Errorf("%s: %w", op.Name, err)
 	}
-	enc := op.prefix(dst, src1, inv(src2, 4), inv(src2, 3), false)
+	enc := op.prefix(dst, src1, inv(src2, 4), inv(src2, 3), len512, false)
 	return append(enc, 0xc0|byte(dst&7)<<3|byte(src2&7)), nil
 }
 
@@ -106,14 +112,24 @@ func (op Op) Reg(dst, src1, src2 int) ([]byte, error) {
 // scaled by the 4 bytes of the element (EVEX's disp8*N); others take 32
 // bits.
 func (op Op) Bcst(dst, src1 int, m Mem) ([]byte, error) {
-	enc, err := op.bcst(dst, src1, m)
+	enc, err := op.bcst(dst, src1, m, len512)
 	if err != nil {
 		return nil, fmt.Errorf("%s Z%d, Z%d, %s: %w", op.Name, dst, src1, m.Go(), err)
 	}
 	return enc, nil
 }
 
-func (op Op) bcst(dst, src1 int, m Mem) ([]byte, error) {
+// BcstY is Bcst on ymm registers: "op Ydst, Ysrc1, m32bcst" ({1to8}).
+func (op Op) BcstY(dst, src1 int, m Mem) ([]byte, error) {
+	enc, err := op.bcst(dst, src1, m, len256)
+	if err != nil {
+		return nil, fmt.Errorf("%s Y%d, Y%d, %s: %w", op.Name, dst, src1, m.Go(), err)
+	}
+	return enc, nil
+}
+
+// bcst encodes the broadcast form with vector length ll.
+func (op Op) bcst(dst, src1 int, m Mem, ll byte) ([]byte, error) {
 	if err := checkZ(dst, src1); err != nil {
 		return nil, err
 	}
@@ -150,7 +166,7 @@ func (op Op) bcst(dst, src1 int, m Mem) ([]byte, error) {
 		}
 		mod, disp = 2, []byte{byte(d), byte(d >> 8), byte(d >> 16), byte(d >> 24)}
 	}
-	enc := op.prefix(dst, src1, inv(index, 3), inv(base, 3), true)
+	enc := op.prefix(dst, src1, inv(index, 3), inv(base, 3), ll, true)
 	reg := byte(dst&7) << 3
 	if m.Scale == 0 && base&7 != 4 { // SP and R12 as a base need a SIB byte
 		enc = append(enc, mod<<6|reg|byte(base&7))

@@ -41,6 +41,13 @@ func bcstCase(op Op, dst, src1 int, m Mem) encoding {
 	}
 }
 
+func bcstYCase(op Op, dst, src1 int, m Mem) encoding {
+	return encoding{
+		att: fmt.Sprintf("%s %s{1to8}, %%ymm%d, %%ymm%d", strings.ToLower(op.Name), m.att(), src1, dst),
+		enc: func() ([]byte, error) { return op.BcstY(dst, src1, m) },
+	}
+}
+
 func regCase(op Op, dst, src1, src2 int) encoding {
 	return encoding{
 		att: fmt.Sprintf("%s %%zmm%d, %%zmm%d, %%zmm%d", strings.ToLower(op.Name), src2, src1, dst),
@@ -50,7 +57,8 @@ func regCase(op Op, dst, src1, src2 int) encoding {
 
 // cases covers every base and index register, every scale, displacements
 // with no byte, a compressed byte, and 32 bits (not a multiple of 4, or
-// out of the byte's range), and registers in each quarter of Z0..Z31.
+// out of the byte's range), registers in each quarter of Z0..Z31, and
+// the 512- and 256-bit broadcast forms.
 func cases() []encoding {
 	var cs []encoding
 	disps := []int{0, 4, 24, -4, 508, 512, -512, -516, 3, 0x12345}
@@ -64,6 +72,7 @@ func cases() []encoding {
 				x = 6
 			}
 			cs = append(cs, bcstCase(DPBF16PS, z2, z1, Mem{Base: gpr[b], Index: gpr[x], Scale: 1 << (i % 4), Disp: d}))
+			cs = append(cs, bcstYCase(DPBF16PS, z1, z2, Mem{Base: gpr[b], Index: gpr[x], Scale: 1 << (3 - i%4), Disp: d}))
 		}
 	}
 	for _, op := range []Op{DPBF16PS, CVTNE2PS2BF16} {
@@ -81,6 +90,7 @@ func TestKnown(t *testing.T) {
 		want []byte
 	}{
 		{func() ([]byte, error) { return DPBF16PS.Bcst(2, 1, Mem{Base: "BX", Disp: 0x40}) }, []byte{0x62, 0xf2, 0x76, 0x58, 0x52, 0x53, 0x10}},
+		{func() ([]byte, error) { return DPBF16PS.BcstY(2, 1, Mem{Base: "BX", Disp: 0x40}) }, []byte{0x62, 0xf2, 0x76, 0x38, 0x52, 0x53, 0x10}},
 		{func() ([]byte, error) {
 			return DPBF16PS.Bcst(27, 30, Mem{Base: "BX", Index: "SI", Scale: 1, Disp: 0x18})
 		}, []byte{0x62, 0x62, 0x0e, 0x50, 0x52, 0x5c, 0x33, 0x06}},
