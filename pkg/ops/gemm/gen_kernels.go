@@ -502,12 +502,9 @@ func (g *gen) mvecKernel(groups int, bf16, half bool) {
 		}
 		for c := range mvecCols {
 			for gr := range groups {
-				switch {
-				case bf16 && half && gr == groups-1:
-					g.evexBcstY(evex.DPBF16PS, acc(gr, c), nacc+gr, bMem(s, 4*c))
-				case bf16:
-					g.evexBcst(evex.DPBF16PS, acc(gr, c), nacc+gr, bMem(s, 4*c))
-				default:
+				if bf16 {
+					g.evexBcst(evex.DPBF16PS, acc(gr, c), nacc+gr, bMem(s, 4*c), half && gr == groups-1)
+				} else {
 					g.p("\tVFMADD231PS.BCST %s, %s, %s", bAddr(s, 4*c), reg(gr, nacc+gr), reg(gr, acc(gr, c)))
 				}
 			}
@@ -969,23 +966,17 @@ func (g *gen) evexReg(op evex.Op, dst, src1, src2 int) {
 }
 
 // evexBcst emits "op Zdst, Zsrc1, m32bcst" as bytes: the 32-bit value at m
-// broadcast to every lane.
-func (g *gen) evexBcst(op evex.Op, dst, src1 int, m evex.Mem) {
-	enc, err := op.Bcst(dst, src1, m)
+// broadcast to every lane; with ymm, on ymm registers (8 lanes).
+func (g *gen) evexBcst(op evex.Op, dst, src1 int, m evex.Mem, ymm bool) {
+	encode, reg, lanes := op.Bcst, "Z", 16
+	if ymm {
+		encode, reg, lanes = op.BcstY, "Y", 8
+	}
+	enc, err := encode(dst, src1, m)
 	if err != nil {
 		log.Fatal(err)
 	}
-	g.p("\t// %s Z%d, Z%d, %s{1to16}", op.Name, dst, src1, m.Go())
-	g.bytes(enc)
-}
-
-// evexBcstY is evexBcst on ymm registers.
-func (g *gen) evexBcstY(op evex.Op, dst, src1 int, m evex.Mem) {
-	enc, err := op.BcstY(dst, src1, m)
-	if err != nil {
-		log.Fatal(err)
-	}
-	g.p("\t// %s Y%d, Y%d, %s{1to8}", op.Name, dst, src1, m.Go())
+	g.p("\t// %s %s%d, %s%d, %s{1to%d}", op.Name, reg, dst, reg, src1, m.Go(), lanes)
 	g.bytes(enc)
 }
 
