@@ -35,27 +35,38 @@ func (p Pool2d) outLen(n int) int {
 // Max computes max pooling of src (c x h x w) into dst (c x OH x OW); the
 // padding never wins, as in PyTorch's MaxPool2d.
 func (p Pool2d) Max(dst, src []float32, c, h, w int) {
-	lo, hi := p.interior(p.outLen(w), w)
+	if p.separable(w) {
+		p.pool3(dst, src, c, h, w, false)
+		return
+	}
 	p.eachRow(dst, src, c, h, w, func(out, plane []float32, _, y0, y1 int) {
-		fast := p.Kernel == 3 && y1-y0 == 3
 		for ox := range out {
 			x0 := ox*p.Stride - p.Pad
-			if fast && ox >= lo && ox < hi {
-				a, b, c := taps3(plane, y0*w+x0, w)
-				// A balanced tree: the builtin max is a chain of several
-				// instructions, so a depth of 4 instead of 8 halves the latency.
-				out[ox] = max(max(max(a[0], a[1]), max(a[2], b[0])), max(max(b[1], b[2]), max(c[0], c[1])), c[2])
-				continue
-			}
 			m := float32(math.Inf(-1))
 			for y := y0; y < y1; y++ {
-				for _, v := range plane[y*w+max(x0, 0) : y*w+min(x0+p.Kernel, w)] {
-					m = max(m, v)
-				}
+				m = max(m, maxOf(plane[y*w+max(x0, 0):y*w+min(x0+p.Kernel, w)]))
 			}
 			out[ox] = m
 		}
 	})
+}
+
+// maxOf returns the largest of taps, -Inf for none.
+func maxOf(taps []float32) float32 {
+	m := float32(math.Inf(-1))
+	for _, v := range taps {
+		m = max(m, v)
+	}
+	return m
+}
+
+// sumOf returns the sum of taps.
+func sumOf(taps []float32) float32 {
+	var s float32
+	for _, v := range taps {
+		s += v
+	}
+	return s
 }
 
 // Avg computes average pooling of src (c x h x w) into dst (c x OH x OW).
@@ -68,24 +79,79 @@ func (p Pool2d) Avg(dst, src []float32, c, h, w int) {
 		p.avgClipped(dst, src, c, h, w)
 		return
 	}
-	lo, hi := p.interior(p.outLen(w), w)
+	if p.separable(w) {
+		p.pool3(dst, src, c, h, w, true)
+		return
+	}
 	scale := 1 / float32(p.Kernel*p.Kernel)
 	p.eachRow(dst, src, c, h, w, func(out, plane []float32, _, y0, y1 int) {
-		fast := p.Kernel == 3 && y1-y0 == 3
 		for ox := range out {
 			x0 := ox*p.Stride - p.Pad
-			if fast && ox >= lo && ox < hi {
-				a, b, c := taps3(plane, y0*w+x0, w)
-				out[ox] = ((a[0] + a[1] + a[2]) + (b[0] + b[1] + b[2]) + (c[0] + c[1] + c[2])) * scale
-				continue
-			}
 			var s float32
 			for y := y0; y < y1; y++ {
-				for _, v := range plane[y*w+max(x0, 0) : y*w+min(x0+p.Kernel, w)] {
-					s += v
-				}
+				s += sumOf(plane[y*w+max(x0, 0) : y*w+min(x0+p.Kernel, w)])
 			}
 			out[ox] = s * scale
+		}
+	})
+}
+
+// maxSeparableWidth bounds the rows of the 3x3 pools' column buffer, on
+// the stack (Res2Net's widest is the stem's 112).
+const maxSeparableWidth = 256
+
+// separable reports whether pool3 computes p on rows w wide: a 3x3 pool
+// without ceil mode, whose windows hanging over the padding it does not
+// count.
+func (p Pool2d) separable(w int) bool {
+	return p.Kernel == 3 && !p.CeilMode && w <= maxSeparableWidth
+}
+
+// pool3 computes a 3x3 pool of the c planes of src (h x w) into dst, the
+// average (with Avg's divisor, count_include_pad) or else the maximum, in
+// two 1-D passes, since a window shares its columns with its
+// neighbours': for every output row its input rows (clipped to the image)
+// are reduced column by column into a buffer (three rows by the
+// vectorised maxRows3 or sumRows3), then each window's three columns of
+// it.
+func (p Pool2d) pool3(dst, src []float32, c, h, w int, avg bool) {
+	var buf [maxSeparableWidth]float32
+	col := buf[:w]
+	scale := 1 / float32(p.Kernel*p.Kernel)
+	lo, hi := p.interior(p.outLen(w), w)
+	p.eachRow(dst, src, c, h, w, func(out, plane []float32, _, y0, y1 int) {
+		row := func(y int) []float32 { return plane[y*w : (y+1)*w] }
+		switch {
+		case y1-y0 == 3 && avg:
+			sumRows3(col, row(y0), row(y0+1), row(y0+2))
+		case y1-y0 == 3:
+			maxRows3(col, row(y0), row(y0+1), row(y0+2))
+		default: // a window clipped by the top or bottom edge
+			copy(col, row(y0))
+			for y := y0 + 1; y < y1; y++ {
+				for x, v := range row(y) {
+					if avg {
+						col[x] += v
+					} else {
+						col[x] = max(col[x], v)
+					}
+				}
+			}
+		}
+		for ox := range out {
+			x0 := ox*p.Stride - p.Pad
+			switch {
+			case ox >= lo && ox < hi && avg:
+				t := col[x0 : x0+3 : x0+3]
+				out[ox] = (t[0] + t[1] + t[2]) * scale
+			case ox >= lo && ox < hi:
+				t := col[x0 : x0+3 : x0+3]
+				out[ox] = max(max(t[0], t[1]), t[2])
+			case avg:
+				out[ox] = sumOf(col[max(x0, 0):min(x0+3, w)]) * scale
+			default:
+				out[ox] = maxOf(col[max(x0, 0):min(x0+3, w)])
+			}
 		}
 	})
 }
@@ -141,13 +207,6 @@ func (p Pool2d) rows(oy, h int) (y0, y1 int) {
 // the unrolled 3x3 path of the network's pools; the rest are clipped.
 func (p Pool2d) interior(ow, w int) (lo, hi int) {
 	return inside(ow, w-p.Kernel+1, -p.Pad, p.Stride)
-}
-
-// taps3 returns the three rows of the 3x3 window whose top-left input pixel
-// is at offset i of a plane w pixels wide, as 3-element slices so the
-// compiler checks bounds once per row.
-func taps3(plane []float32, i, w int) (a, b, c []float32) {
-	return plane[i : i+3 : i+3], plane[i+w : i+w+3 : i+w+3], plane[i+2*w : i+2*w+3 : i+2*w+3]
 }
 
 // MaxPool2dRef is the plain definition of max pooling of an N x C x H x W

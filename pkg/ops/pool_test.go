@@ -16,6 +16,7 @@ func TestPoolsMatchReference(t *testing.T) {
 		{2, 4, 7, 5, Pool2d{Kernel: 3, Stride: 1, Pad: 1}},
 		{3, 2, 1, 1, Pool2d{Kernel: 3, Stride: 2, Pad: 1}},
 		{1, 2, 2, 3, Pool2d{Kernel: 3, Stride: 1, Pad: 1}},
+		{1, 2, 5, maxSeparableWidth + 3, Pool2d{Kernel: 3, Stride: 2, Pad: 1}}, // too wide for pool3
 		{2, 2, 10, 9, Pool2d{Kernel: 2, Stride: 2, Pad: 0}},
 		{2, 2, 11, 12, Pool2d{Kernel: 5, Stride: 3, Pad: 2}},
 		// timm's avg-pool shortcut on odd and even sizes, and other ceil modes.
