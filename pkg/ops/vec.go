@@ -16,3 +16,12 @@ func sumRows3Go(dst, a, b, c []float32) {
 		dst[i] = (v + b[i]) + c[i]
 	}
 }
+
+// addGo is the portable Add.
+func addGo(dst, a, b []float32) {
+	b = b[:len(a)]
+	dst = dst[:len(a)]
+	for i, v := range a {
+		dst[i] = v + b[i]
+	}
+}

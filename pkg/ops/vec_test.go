@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-// TestRows3 compares maxRows3 and sumRows3, vectorised where the CPU
+// TestVec compares maxRows3, sumRows3 and Add, vectorised where the CPU
 // allows, with their plain definitions on every length around the
 // vectors' 16 lanes, with NaNs, infinities and signed zeros in any row.
-func TestRows3(t *testing.T) {
+func TestVec(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	specials := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1))}
 	for n := 0; n <= 50; n++ {
@@ -27,7 +27,11 @@ func TestRows3(t *testing.T) {
 		for _, op := range []struct {
 			name      string
 			fast, ref func(dst, a, b, c []float32)
-		}{{"max", maxRows3, maxRows3Go}, {"sum", sumRows3, sumRows3Go}} {
+		}{
+			{"max", maxRows3, maxRows3Go},
+			{"sum", sumRows3, sumRows3Go},
+			{"add", func(dst, a, b, _ []float32) { Add(dst, a, b) }, func(dst, a, b, _ []float32) { addGo(dst, a, b) }},
+		} {
 			got, want := make([]float32, n+1), make([]float32, n+1)
 			got[n], want[n] = 7, 7 // past the rows: never written
 			op.fast(got, rows[0], rows[1], rows[2])
@@ -49,4 +53,21 @@ func at(row []float32, i int) string {
 		return fmt.Sprint(row[i])
 	}
 	return "-"
+}
+
+// BenchmarkAdd is a stage-1 cascade add (26 x 56 x 56), vectorised and
+// plain.
+func BenchmarkAdd(b *testing.B) {
+	n := 26 * 56 * 56
+	a, c, dst := make([]float32, n), make([]float32, n), make([]float32, n)
+	b.Run("vec", func(b *testing.B) {
+		for b.Loop() {
+			Add(dst, a, c)
+		}
+	})
+	b.Run("go", func(b *testing.B) {
+		for b.Loop() {
+			addGo(dst, a, c)
+		}
+	})
 }

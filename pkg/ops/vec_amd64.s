@@ -80,3 +80,35 @@ sfull:
 sdone:
 	VZEROUPPER
 	RET
+
+// func addAVX512(dst, a, b *float32, n int)
+//
+// dst[i] = a[i] + b[i] for i < n, as maxRows3AVX512 walks them.
+TEXT ·addAVX512(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), R8
+	KXNORW K1, K1, K1
+aloop:
+	CMPQ R8, $16
+	JGE afull
+	TESTQ R8, R8
+	JZ adone
+	MOVL $1, AX
+	SHLXL R8, AX, AX
+	DECL AX
+	KMOVW AX, K1
+	MOVQ $16, R8
+afull:
+	VMOVUPS.Z (SI), K1, Z0
+	VADDPS.Z (DX), Z0, K1, Z0
+	VMOVUPS Z0, K1, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, DI
+	SUBQ $16, R8
+	JMP aloop
+adone:
+	VZEROUPPER
+	RET
