@@ -225,6 +225,15 @@ func (p *convPass) colBlocks(threads int) (rows, blocks int) {
 	total := p.n * p.oh
 	depth := p.c.InC * p.c.Kernel * p.c.Kernel
 	rows = max(blockBytes/(4*depth*p.ow), (minBlockCols+p.ow-1)/p.ow, 1)
+	if threads > 1 && p.c.packed != nil && p.c.packed[0].MVector() {
+		// A block per thread where the rows go into whole blocks of
+		// at most a thread's share: the m-vector layout's products are
+		// narrow anyway, and a block lowered and multiplied on one
+		// thread is read where it was written, with one meeting point
+		// less (batch 1 on 2 threads ~5 % faster; 7 rows on 2 threads
+		// stay one block, which the product's grid balances better).
+		rows = min(rows, (total+threads-1)/threads)
+	}
 	blocks = max(total/rows, 1)
 	if blocks > 1 {
 		blocks = min(roundUp(blocks, threads), total)

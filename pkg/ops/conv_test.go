@@ -245,6 +245,11 @@ func TestConvColBlocks(t *testing.T) {
 		{"stage 1 branch", Conv2d{InC: 26, Kernel: 3, Stride: 1, Pad: 1}, 1, 56, 56, 1, 12, 5},
 		{"stage 1 branch, 2 threads", Conv2d{InC: 26, Kernel: 3, Stride: 1, Pad: 1}, 1, 56, 56, 2, 10, 6},
 		{"stage 3 branch", Conv2d{InC: 104, Kernel: 3, Stride: 1, Pad: 1}, 1, 14, 14, 2, 14, 1},
+		// In the m-vector layout, a block per thread.
+		{"stage 3 branch, m-vector", mvecConv(104, 3, 14*14), 1, 14, 14, 1, 14, 1},
+		{"stage 3 branch, m-vector, 2 threads", mvecConv(104, 3, 14*14), 1, 14, 14, 2, 7, 2},
+		{"stage 4 branch, m-vector, 2 threads: 7 rows do not halve", mvecConv(208, 3, 7*7), 1, 7, 7, 2, 7, 1},
+		{"stage 3 branch, m-vector, batch 8, 2 threads", mvecConv(104, 3, 14*14), 8, 14, 14, 2, 28, 4},
 		{"stage 3 branch, batch 8", Conv2d{InC: 104, Kernel: 3, Stride: 1, Pad: 1}, 8, 14, 14, 1, 38, 3},
 		{"stage 3 branch, batch 8, 2 threads", Conv2d{InC: 104, Kernel: 3, Stride: 1, Pad: 1}, 8, 14, 14, 2, 28, 4},
 		{"blocks across images", Conv2d{InC: 20, Kernel: 3, Stride: 1, Pad: 1}, 3, 30, 40, 1, 18, 5},
@@ -267,6 +272,16 @@ func TestConvColBlocks(t *testing.T) {
 			t.Errorf("%s: blockThreads(%d) = %d, with %d-row slots in %d rows", tc.name, tc.threads, threads, rows, tc.n*oh)
 		}
 	}
+}
+
+// mvecConv returns a packed conv of c channels to c with a k x k kernel
+// for outputs of columns positions, in the m-vector layout where this CPU
+// has it.
+func mvecConv(c, k, columns int) Conv2d {
+	conv := Conv2d{InC: c, OutC: c, Kernel: k, Stride: 1, Pad: k / 2, Columns: columns,
+		Weight: make([]float32, c*c*k*k)}
+	conv.Pack()
+	return conv
 }
 
 func BenchmarkConv3x3Batch8(b *testing.B) {

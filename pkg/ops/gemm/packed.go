@@ -77,6 +77,11 @@ func (o PackOptions) kernel() *kernel {
 	return best
 }
 
+// MVector reports whether p has the m-vector layout (see PackOptions),
+// whose kernels compute tiles of 7 columns, so that products even a few
+// tiles wide keep them busy.
+func (p *PackedA) MVector() bool { return p.kn.mvec != nil }
+
 // Precision returns the precision of p's products.
 func (p *PackedA) Precision() Precision {
 	if p.kn.bf16 {
