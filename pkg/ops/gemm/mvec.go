@@ -43,8 +43,8 @@ const mvecInL2 = l2Block / 4
 const maxMVecLD = math.MaxInt32 / mvecGroup
 
 // layoutMVec returns the m-vector layout of an m x k matrix for kn,
-// without its values: see packMVec (and packMVecBF16; ld is the panels'
-// depth, k or (k+1)/2 pairs).
+// without its values: see packMVec (ld is the panels' depth, k or
+// (k+1)/2 pairs).
 func layoutMVec(kn *kernel, m, k int) *PackedA {
 	rows := roundUp(m, mvecGroup)
 	return &PackedA{m: m, k: k, kn: kn, rows: rows, kc: k, nk: 1, ld: kn.rows(k)}
@@ -53,19 +53,30 @@ func layoutMVec(kn *kernel, m, k int) *PackedA {
 // packMVec packs a into p in the m-vector layout: A is cut into panels
 // of mvecRows rows (the last one rounded up to whole vectors of
 // mvecGroup rows, zero-padded), and panel i0/mvecRows holds, from
-// i0*k, for each of the k columns in turn the panel's values of that
-// column: a vector of A per k step for each group of 16 rows. k is not
-// sliced: a tile accumulates its whole sum in registers and is stored
-// once, since its stores are scatters.
+// i0*p.ld, for each of the p.ld steps in turn the panel's values of that
+// step: a vector of A per step for each group of 16 rows. A step is a
+// column of A, or for a bf16 kernel a pair of columns (see packPairs,
+// p.ld = (k+1)/2, the last pair of an odd k with a zero upper half). k is
+// not sliced: a tile accumulates its whole sum in registers and is stored
+// once, through a transpose.
 func (p *PackedA) packMVec(a []float32, lda int) {
+	var pairs []float32
+	if p.kn.bf16 {
+		pairs = make([]float32, p.ld)
+	}
 	for i0 := 0; i0 < p.m; i0 += mvecRows {
 		width := min(mvecRows, p.rows-i0)
 		rows := min(width, p.m-i0)
-		panel := p.data[i0*p.k : (i0+width)*p.k]
+		panel := p.data[i0*p.ld : (i0+width)*p.ld]
 		// Row by row: the rows are often 4 KiB apart, so reading down a
 		// column would make every read compete for the same L1 sets.
 		for r := range rows {
-			for q, v := range a[(i0+r)*lda : (i0+r)*lda+p.k] {
+			steps := a[(i0+r)*lda : (i0+r)*lda+p.k]
+			if pairs != nil {
+				packPairs(pairs, steps)
+				steps = pairs
+			}
+			for q, v := range steps {
 				panel[q*width+r] = v
 			}
 		}

@@ -28,26 +28,6 @@ const mvecPairsBlock = l2Block / 2
 // gets the m-vector layout.
 func mvecColumnsBF16(n int) bool { return n > 0 && n <= mvecMaxColumnsBF16 }
 
-// packMVecBF16 packs a into p in the m-vector layout on bfloat16 pairs:
-// panel i0/mvecRows holds, from i0*p.ld (p.ld = (k+1)/2 pairs), for each
-// pair of k steps the panel's pairs of that step, one vector of 16 pairs
-// per group of 16 rows (zero-padded rows, and a zero upper half in the
-// last pair of an odd k).
-func (p *PackedA) packMVecBF16(a []float32, lda int) {
-	pairs := make([]float32, p.ld)
-	for i0 := 0; i0 < p.m; i0 += mvecRows {
-		width := min(mvecRows, p.rows-i0)
-		rows := min(width, p.m-i0)
-		panel := p.data[i0*p.ld : (i0+width)*p.ld]
-		for r := range rows {
-			packPairs(pairs, a[(i0+r)*lda:(i0+r)*lda+p.k])
-			for q, v := range pairs {
-				panel[q*width+r] = v
-			}
-		}
-	}
-}
-
 // pairBlock converts columns [j0, j1) of p's B for kn, which has
 // pairPanels, into ws.b: the tile at column j then reads B from
 // (j-j0)*kn.rows(k), mvecCols pairs a row. A block at a time (see

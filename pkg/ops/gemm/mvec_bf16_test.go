@@ -71,7 +71,7 @@ func TestBF16MVecShapes(t *testing.T) {
 }
 
 // TestBF16MVecPanels checks the packed m-vector layout on pairs against
-// its definition (packMVecBF16) for m around whole panels and odd k.
+// its definition (packMVec on pairs) for m around whole panels and odd k.
 func TestBF16MVecPanels(t *testing.T) {
 	if bestBF16MVec == nil {
 		t.Skip("no AVX512_BF16 on this CPU")

@@ -92,15 +92,11 @@ func (p *PackedA) Precision() Precision {
 
 // packA packs a for kn and, if it has one, kn.small: as float32 values, or
 // for bf16 kernels as bfloat16 pairs (see packPairs); for an m-vector
-// kernel in the m-vector layout (packMVec, packMVecBF16).
+// kernel in the m-vector layout (packMVec).
 func packA(kn *kernel, m, k int, a []float32, lda int) *PackedA {
 	p := layoutA(kn, m, k)
 	p.data = make([]float32, p.size())
-	switch {
-	case kn.mvec != nil && kn.bf16:
-		p.packMVecBF16(a, lda)
-		return p
-	case kn.mvec != nil:
+	if kn.mvec != nil {
 		p.packMVec(a, lda)
 		return p
 	}
