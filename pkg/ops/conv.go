@@ -50,6 +50,10 @@ func (c *Conv2d) MACs(n, h, w int) int64 {
 	return int64(c.OutC) * int64(c.groupK()) * int64(n*oh*ow)
 }
 
+// colRows returns the rows of the conv's im2col matrix: one per input
+// channel and tap.
+func (c *Conv2d) colRows() int { return c.InC * c.Kernel * c.Kernel }
+
 // groups returns the number of groups, at least 1.
 func (c *Conv2d) groups() int { return max(c.Groups, 1) }
 
@@ -111,7 +115,7 @@ func (c *Conv2d) ColSize(n, h, w int) int {
 	}
 	oh, ow := c.OutSize(h, w)
 	imgs := c.imagesPerProduct(n, oh, ow)
-	size := c.InC * c.Kernel * c.Kernel * imgs * oh * ow
+	size := c.colRows() * imgs * oh * ow
 	if c.phased() {
 		size += c.InC * imgs * h * w
 	}
@@ -179,7 +183,7 @@ func (c *Conv2d) forward(dst, src []float32, n, h, w int, residual []float32, ex
 		case c.direct():
 			p.multiply(p.src, p.ld, 0, imgs*oh, ex.Threads)
 		default:
-			col := ex.Col[:c.InC*c.Kernel*c.Kernel*width]
+			col := ex.Col[:c.colRows()*width]
 			if c.phased() {
 				p.phases = ex.Col[len(col):][:c.InC*imgs*hw]
 			}
@@ -223,7 +227,7 @@ const (
 // means no cut.
 func (p *convPass) colBlocks(threads int) (rows, blocks int) {
 	total := p.n * p.oh
-	depth := p.c.InC * p.c.Kernel * p.c.Kernel
+	depth := p.c.colRows()
 	rows = max(blockBytes/(4*depth*p.ow), (minBlockCols+p.ow-1)/p.ow, 1)
 	if threads > 1 && p.c.packed != nil && p.c.packed[0].MVector() {
 		// A block per thread where the rows go into whole blocks of
@@ -292,7 +296,7 @@ func (j *splitChannels) Run(lo, hi int) { (*convPass)(j).split(lo, hi) }
 
 func (j *lowerBlocks) Run(lo, hi int) {
 	p := (*convPass)(j)
-	depth := p.c.InC * p.c.Kernel * p.c.Kernel
+	depth := p.c.colRows()
 	// A slot of scratch of its own while it runs, the same for all its
 	// blocks, so that each block is written where the last one was, in L2.
 	slot := p.slots.claim()
